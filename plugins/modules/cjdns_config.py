@@ -1,0 +1,195 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: cjdns_config
+short_description: Assemble, check and write the one cjdroute.conf of a node
+version_added: 0.1.0
+description:
+  - Merges the config parts that the collection's roles contribute (interfaces, peers,
+    authorized passwords, IP tunnel entries) with the node's own key pair, checks the
+    result, and only then replaces the live config file.
+  - The private key is read on the node from O(private_key_path); it is never passed
+    through Ansible and never returned.
+  - The admin API password is generated on the node the first time and kept afterwards.
+  - The file is strict JSON, owned by root, mode C(0600). An unchanged config is not
+    rewritten, so a handler that restarts cjdns runs only when something changed.
+options:
+  path:
+    description: The config file the daemon reads.
+    type: path
+    default: /etc/cjdns/cjdroute.conf
+  private_key_path:
+    description: The node's private key, as written by M(meshfleet.mesh.cjdns_keypair).
+    type: path
+    default: /etc/cjdns/private.key
+  parts:
+    description:
+      - Ordered list of contributions, each C({name, config}). Mappings are merged;
+        C(authorizedPasswords), C(UDPInterface), C(ETHInterface), C(allowedConnections)
+        and C(outgoingConnections) entries are collected, and two parts that set one
+        value differently are an error naming both parts.
+    type: list
+    elements: dict
+    required: true
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: Secrets (private key, passwords) are shown as C(<hidden>).
+  platform:
+    platforms: posix
+author:
+  - meshfleet contributors
+"""
+
+EXAMPLES = r"""
+- name: Write cjdroute.conf from the parts the roles contributed
+  meshfleet.mesh.cjdns_config:
+    parts:
+      - name: cjdns
+        config:
+          admin: {bind: "127.0.0.1:11234"}
+          router: {interface: {type: TUNInterface, tunDevice: cjdns0}}
+      - name: gateway
+        config:
+          router:
+            ipTunnel:
+              allowedConnections:
+                - publicKey: q10dlfwmztwps1ctsg6365bwcbv7r9xgf7v30p68lury0dvzvy90.k
+                  ip4Address: 10.99.0.2
+  notify: Restart cjdns
+"""
+
+RETURN = r"""
+path:
+  description: The config file.
+  returned: always
+  type: str
+public_key:
+  description: The node's public key.
+  returned: always
+  type: str
+ipv6:
+  description: The node's cjdns IPv6 address.
+  returned: always
+  type: str
+summary:
+  description: Counts of what the config holds.
+  returned: always
+  type: dict
+  sample: {udp_peers: 1, eth_interfaces: 0, authorized_passwords: 1,
+           allowed_connections: 2, outgoing_connections: 0}
+"""
+
+import json
+import os
+import secrets
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import (
+    CjdnsKeyError,
+    check_private_key,
+    ipv6_from_public_key,
+    public_key_from_private,
+)
+from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns_config import (
+    ConfigError,
+    merge_parts,
+    redact,
+    validate_config,
+)
+
+
+def _read_json(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _summary(conf):
+    udp = conf.get("interfaces", {}).get("UDPInterface", [])
+    tunnel = conf.get("router", {}).get("ipTunnel", {})
+    return {
+        "udp_peers": sum(len(i.get("connectTo") or {}) for i in udp),
+        "eth_interfaces": len(conf.get("interfaces", {}).get("ETHInterface", [])),
+        "authorized_passwords": len(conf.get("authorizedPasswords", [])),
+        "allowed_connections": len(tunnel.get("allowedConnections", [])),
+        "outgoing_connections": len(tunnel.get("outgoingConnections", [])),
+    }
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", default="/etc/cjdns/cjdroute.conf"),
+            private_key_path=dict(type="path", default="/etc/cjdns/private.key"),
+            parts=dict(type="list", elements="dict", required=True, no_log=True),
+        ),
+        supports_check_mode=True,
+    )
+    path = module.params["path"]
+    try:
+        with open(module.params["private_key_path"]) as handle:
+            private_key = check_private_key(handle.read().strip())
+    except OSError as exc:
+        if module.check_mode:
+            module.exit_json(changed=True, path=path, public_key="", ipv6="", summary={},
+                             msg="no key pair yet (%s); it is made on a real run" % exc.strerror)
+        module.fail_json(msg="cannot read the private key %s: %s"
+                         % (module.params["private_key_path"], exc.strerror))
+    except CjdnsKeyError as exc:
+        module.fail_json(msg="%s: %s" % (module.params["private_key_path"], exc))
+
+    public_key = public_key_from_private(private_key)
+    ipv6 = ipv6_from_public_key(public_key)
+    current = _read_json(path)
+    try:
+        conf = merge_parts(module.params["parts"])
+        conf["privateKey"] = private_key
+        conf["publicKey"] = public_key
+        conf["ipv6"] = ipv6
+        admin = conf.setdefault("admin", {})
+        if not admin.get("password"):
+            old = ((current or {}).get("admin") or {}).get("password")
+            admin["password"] = old if old and old != "NONE" else secrets.token_hex(16)
+        conf.setdefault("version", 2)
+        validate_config(conf)
+    except ConfigError as exc:
+        module.fail_json(msg="cjdroute.conf would be invalid, nothing was changed: %s" % exc)
+
+    result = dict(changed=current != conf, path=path, public_key=public_key, ipv6=ipv6,
+                  summary=_summary(conf))
+    if result["changed"] and module._diff:
+        result["diff"] = dict(
+            before_header=path, after_header=path,
+            before=json.dumps(redact(current), indent=2, sort_keys=True) + "\n"
+            if current is not None else "",
+            after=json.dumps(redact(conf), indent=2, sort_keys=True) + "\n")
+    if result["changed"] and not module.check_mode:
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o700)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".cjdroute.conf.")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                json.dump(conf, handle, indent=2, sort_keys=True)
+                handle.write("\n")
+            module.atomic_move(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        os.chmod(path, 0o600)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

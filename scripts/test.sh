@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Every check of the project, from a fresh machine: `make test` runs this.
+#
+#   scripts/test.sh               all steps
+#   scripts/test.sh lint unit     only the named steps (lint unit build molecule)
+#   SCENARIOS="cjdns gateway" scripts/test.sh molecule     some scenarios only
+#   MESHFLEET_SUITES="bookworm"  limit the image suites (default: bookworm trixie)
+#   CJDNS_ARTIFACT=/path/to/cjdroute   real-daemon mode for the scenarios
+#
+# It sets up what it needs (virtualenv with exact pins, a Docker engine, the offline
+# systemd test images), runs each step, and ends with a table of steps and a line
+# "steps: N passed, N failed". It exits non-zero if any step failed.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. scripts/lib.sh
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(lint unit build molecule)
+read -r -a suites <<<"${MESHFLEET_SUITES:-bookworm trixie}"
+# Scenarios that also run on trixie: the per-role ones (the fleet-wide scenario and the
+# qemu radio scenario run on bookworm only, to keep CI well inside its hour).
+read -r -a trixie_scenarios <<<"${MESHFLEET_TRIXIE_SCENARIOS:-cjdns gateway client bridge}"
+
+results=()
+failed=0
+passed=0
+run_step() {  # run_step NAME COMMAND...
+  local name=$1 start rc
+  shift
+  info "step: $name"
+  start=$(date +%s)
+  "$@"
+  rc=$?
+  local took=$(( $(date +%s) - start ))
+  if [ $rc -eq 0 ]; then
+    passed=$((passed + 1)); results+=("$(printf '%-34s ok      %5ss' "$name" "$took")")
+  else
+    failed=$((failed + 1)); results+=("$(printf '%-34s FAILED  %5ss' "$name" "$took")")
+    printf '\nERROR: step %s failed (exit %s)\n' "$name" "$rc" >&2
+  fi
+}
+
+# --- set-up ---------------------------------------------------------------------
+scripts/setup-venv.sh || die "the virtualenv could not be set up" "see the pip output above"
+export PATH="$ROOT/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$ROOT/.build/collections"
+export ANSIBLE_CONFIG="$ROOT/tests/ansible.cfg"
+export MESHFLEET_ARTIFACT_DIR="$ROOT/.build/artifacts"
+mkdir -p .build/collections/ansible_collections/meshfleet
+ln -sfn "$ROOT" .build/collections/ansible_collections/meshfleet/mesh
+
+needs_docker=""
+for s in "${steps[@]}"; do [ "$s" = molecule ] && needs_docker=1; done
+if [ -n "$needs_docker" ]; then
+  ensure_docker
+  scripts/build-images.sh "${suites[@]}" || die "building the test images failed" "see above"
+fi
+
+# --- steps ----------------------------------------------------------------------
+step_build() {
+  # Build the collection, install it into an empty path, and render every plugin's doc.
+  local out=.build/dist coll=.build/installed
+  rm -rf "$out" "$coll" && mkdir -p "$out" "$coll"
+  ansible-galaxy collection build --force --output-path "$out" . >/dev/null || return 1
+  ansible-galaxy collection install --no-deps -p "$coll" "$out"/meshfleet-mesh-*.tar.gz >/dev/null || return 1
+  local type name n=0
+  for type in module filter test lookup callback; do
+    for name in $(ANSIBLE_COLLECTIONS_PATH="$ROOT/$coll" ansible-doc -t "$type" -l meshfleet.mesh 2>/dev/null | awk '{print $1}'); do
+      ANSIBLE_COLLECTIONS_PATH="$ROOT/$coll" ansible-doc -t "$type" "$name" >/dev/null || { echo "ansible-doc -t $type $name failed"; return 1; }
+      n=$((n + 1))
+    done
+  done
+  ANSIBLE_COLLECTIONS_PATH="$ROOT/$coll" ansible-doc -t role -l meshfleet.mesh >/dev/null || return 1
+  echo "built, installed, and rendered the docs of $n plugins"
+  [ "$n" -gt 0 ]
+}
+
+for step in "${steps[@]}"; do
+  case "$step" in
+    lint)
+      run_step yamllint yamllint --strict .
+      run_step ansible-lint ansible-lint --offline
+      run_step ruff ruff check .
+      ;;
+    unit)
+      run_step "pytest unit" pytest -q tests/unit
+      ;;
+    build)
+      run_step "collection build+doc" step_build
+      ;;
+    molecule)
+      read -r -a scenarios <<<"${SCENARIOS:-$(ls molecule/*/molecule.yml | cut -d/ -f2 | tr '\n' ' ')}"
+      for suite in "${suites[@]}"; do
+        for sc in "${scenarios[@]}"; do
+          if [ "$suite" != bookworm ] && [[ " ${trixie_scenarios[*]} " != *" $sc "* ]]; then continue; fi
+          run_step "molecule $sc ($suite)" env MESHFLEET_TEST_SUITE="$suite" molecule test -s "$sc"
+        done
+      done
+      ;;
+    *) die "unknown step '$step'" "use lint, unit, build or molecule" ;;
+  esac
+done
+
+printf '\n%s\n' "---------------------------------------------------"
+printf '%s\n' "${results[@]}"
+mode=stand-in; [ -n "${CJDNS_ARTIFACT:-}" ] && mode="real daemon ($CJDNS_ARTIFACT)"
+printf 'cjdns mode for scenarios: %s\n' "$mode"
+printf 'steps: %d passed, %d failed\n' "$passed" "$failed"
+[ "$failed" -eq 0 ]

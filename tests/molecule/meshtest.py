@@ -1,0 +1,30 @@
+"""Helpers shared by the Molecule scenarios' testinfra tests (test harness only)."""
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("MESHFLEET_ARTIFACT_DIR", ROOT / ".build" / "artifacts"))
+
+
+def real_daemon():
+    """True when the scenario installed a real cjdroute (CJDNS_ARTIFACT was set)."""
+    mode = ARTIFACTS / "cjdroute.tar.gz.mode"
+    return mode.exists() and mode.read_text().strip() == "real"
+
+
+def registry():
+    path = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "cjdns_registry.yml"
+    return yaml.safe_load(path.read_text())["nodes"]
+
+
+def cjdns_conf(host):
+    with host.sudo():
+        return json.loads(host.file("/etc/cjdns/cjdroute.conf").content_string)
+
+
+def hostname(host):
+    return host.backend.get_hostname()

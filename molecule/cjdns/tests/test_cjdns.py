@@ -1,6 +1,7 @@
 """What an operator relies on after the cjdns role ran (testinfra, both nodes)."""
 
 import ipaddress
+import json
 import time
 
 import pytest
@@ -92,3 +93,32 @@ def test_nodes_ping_each_other_over_cjdns(host):
             return
         time.sleep(1)
     pytest.fail("no ping reply from %s (%s) over cjdns within 60 s" % (other, target))
+
+
+@REAL
+def test_failed_start_leaves_no_core_behind(host):
+    """cjdroute exits on a config error at start but its spawned core can linger:
+    the unit must stop the whole control group, and retry."""
+    if hostname(host) != "node2":
+        pytest.skip("run on one node")
+    conf = cjdns_conf(host)
+    conf["router"]["ipTunnel"]["allowedConnections"] = [{"ip4Address": "10.99.0.2"}]
+    with host.sudo():
+        host.run("cp -p /etc/cjdns/cjdroute.conf /root/cjdroute.conf.good")
+        try:
+            host.run("cat > /etc/cjdns/cjdroute.conf <<'JSON'\n%s\nJSON" % json.dumps(conf))
+            host.run("systemctl restart cjdns")
+            for _ in range(40):
+                # Between the failed start and the retry (RestartSec) the unit waits.
+                if host.check_output("systemctl show -P SubState cjdns") == "auto-restart":
+                    break
+                time.sleep(0.25)
+            else:
+                pytest.fail("cjdns never failed on a config without publicKey")
+            assert host.check_output("systemctl show -P Result cjdns") == "exit-code"
+            cores = host.run("ps -eo args | grep -c '[c]jdroute core'").stdout.strip()
+            assert cores == "0", "a cjdroute core survived the failed start"
+        finally:
+            host.run("cp -p /root/cjdroute.conf.good /etc/cjdns/cjdroute.conf")
+            host.run("systemctl restart cjdns")
+    assert host.service("cjdns").is_running

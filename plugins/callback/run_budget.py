@@ -25,7 +25,8 @@ description:
     C(debug), C(fail), C(meta) (including C(end_play) and C(noop)), C(include_tasks),
     C(include_role), C(import_tasks), C(import_role), C(include_vars), C(add_host),
     C(group_by), C(set_stats), C(pause) and C(validate_argument_spec), with or without
-    the C(ansible.builtin.)/C(ansible.legacy.) prefix."
+    the C(ansible.builtin.)/C(ansible.legacy.) prefix, and this collection's
+    controller-only actions (C(meshfleet.mesh.cjdns_registry))."
   - "Each retry of a task using C(until) is one more execution and is counted too.
     Status polls of C(async) tasks and the duplicate C(v2_runner_on_async_ok)/C(_failed)
     events are not counted; the async task itself counts once."
@@ -94,11 +95,19 @@ CONTROLLER_ACTIONS = frozenset(
     )
 )
 _BUILTIN_PREFIXES = ("ansible.builtin.", "ansible.legacy.")
+# This collection's actions that never execute a module on the node.
+COLLECTION_CONTROLLER_ACTIONS = frozenset(
+    (
+        "meshfleet.mesh.cjdns_registry",
+    )
+)
 
 
 def is_controller_action(action):
     """Return True when ``action`` runs on the controller only (no module execution)."""
     action = action or ""
+    if action in COLLECTION_CONTROLLER_ACTIONS:
+        return True
     for prefix in _BUILTIN_PREFIXES:
         if action.startswith(prefix):
             action = action[len(prefix) :]

@@ -73,3 +73,21 @@ registry_answers() {
   esac
   timeout 20 docker pull -q debian:bookworm-slim >/dev/null 2>&1
 }
+
+# Everything a run needs on this machine: the pinned virtualenv on PATH, the collection
+# visible to Ansible from this checkout, and (with "docker") a Docker engine and the
+# systemd test images.  Usage: setup_env ROOT [docker]
+setup_env() {
+  local root=$1
+  "$root/scripts/setup-venv.sh" || die "the virtualenv could not be set up" "see the pip output above"
+  export PATH="$root/.venv/bin:$PATH"
+  export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
+  export ANSIBLE_CONFIG="${ANSIBLE_CONFIG:-$root/tests/ansible.cfg}"
+  export MESHFLEET_ARTIFACT_DIR="$root/.build/artifacts"
+  mkdir -p "$root/.build/collections/ansible_collections/meshfleet"
+  ln -sfn "$root" "$root/.build/collections/ansible_collections/meshfleet/mesh"
+  if [ "${2:-}" = docker ]; then
+    ensure_docker
+    "$root/scripts/build-images.sh" ${MESHFLEET_SUITES:-bookworm trixie} || die "building the test images failed" "see above"
+  fi
+}

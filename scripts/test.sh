@@ -43,20 +43,9 @@ run_step() {  # run_step NAME COMMAND...
 }
 
 # --- set-up ---------------------------------------------------------------------
-scripts/setup-venv.sh || die "the virtualenv could not be set up" "see the pip output above"
-export PATH="$ROOT/.venv/bin:$PATH"
-export ANSIBLE_COLLECTIONS_PATH="$ROOT/.build/collections"
-export ANSIBLE_CONFIG="$ROOT/tests/ansible.cfg"
-export MESHFLEET_ARTIFACT_DIR="$ROOT/.build/artifacts"
-mkdir -p .build/collections/ansible_collections/meshfleet
-ln -sfn "$ROOT" .build/collections/ansible_collections/meshfleet/mesh
-
 needs_docker=""
-for s in "${steps[@]}"; do [ "$s" = molecule ] && needs_docker=1; done
-if [ -n "$needs_docker" ]; then
-  ensure_docker
-  scripts/build-images.sh "${suites[@]}" || die "building the test images failed" "see above"
-fi
+for s in "${steps[@]}"; do [ "$s" = molecule ] && needs_docker=docker; done
+MESHFLEET_SUITES="${suites[*]}" setup_env "$ROOT" $needs_docker
 
 # --- steps ----------------------------------------------------------------------
 step_build() {
@@ -64,7 +53,8 @@ step_build() {
   local out=.build/dist coll=.build/installed
   rm -rf "$out" "$coll" && mkdir -p "$out" "$coll"
   ansible-galaxy collection build --force --output-path "$out" . >/dev/null || return 1
-  ansible-galaxy collection install --no-deps -p "$coll" "$out"/meshfleet-mesh-*.tar.gz >/dev/null || return 1
+  ANSIBLE_COLLECTIONS_PATH="$ROOT/$coll" ansible-galaxy collection install --force --no-deps \
+    -p "$ROOT/$coll" "$out"/meshfleet-mesh-*.tar.gz >/dev/null || return 1
   local type name n=0
   for type in module filter test lookup callback; do
     for name in $(ANSIBLE_COLLECTIONS_PATH="$ROOT/$coll" ansible-doc -t "$type" -l meshfleet.mesh 2>/dev/null | awk '{print $1}'); do

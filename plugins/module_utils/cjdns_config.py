@@ -10,7 +10,9 @@ checks the result for the mistakes cjdroute would only report at start (or never
 
 from __future__ import annotations
 
+import copy
 import ipaddress
+import json
 import re
 
 from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import (
@@ -27,7 +29,11 @@ _LIST_KEYS = {
     ("router", "ipTunnel", "outgoingConnections"): None,
 }
 SECRET_KEYS = {"privateKey", "password"}
-TUN_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+# Strings cjdroute's config reader takes as json.dump writes them: printable ASCII
+# without '"' (0x22) and '\\' (0x5c), which json.dump would escape.
+_PLAIN = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
+# Linux interface names: at most 15 characters (IFNAMSIZ - 1), not "." or "..".
+TUN_NAME = re.compile(r"(?!\.{1,2}\Z)[A-Za-z0-9_.-]{1,15}\Z")
 
 
 class ConfigError(ValueError):
@@ -44,13 +50,17 @@ def _merge_dict(target, source, path, owner, owners):
             if not isinstance(existing, dict):
                 raise ConfigError("%s: part %r sets a mapping where part %r set a value"
                                   % (".".join(here), owner, owners.get(here)))
+            owners.setdefault(here, owner)
             _merge_dict(existing, value, here, owner, owners)
         else:
+            if isinstance(target.get(key), dict):
+                raise ConfigError("%s: part %r sets a value where part %r set a mapping"
+                                  % (".".join(here), owner, owners.get(here)))
             if key in target and target[key] != value:
                 raise ConfigError("%s: part %r sets %r but part %r already set %r"
                                   % (".".join(here), owner, _show(key, value),
                                      owners.get(here), _show(key, target[key])))
-            target[key] = value
+            target[key] = copy.deepcopy(value)
             owners[here] = owner
 
 
@@ -66,28 +76,44 @@ def _merge_list(target, items, path, owner, owners):
         if not isinstance(item, dict) or unique not in item:
             raise ConfigError("%s: every entry from part %r needs %r"
                               % (".".join(path), owner, unique))
+        interface = path in (("interfaces", "UDPInterface"), ("interfaces", "ETHInterface"))
+        if interface and not isinstance(item.get("connectTo") or {}, dict):
+            raise ConfigError("%s[%s].connectTo: part %r must give a mapping"
+                              % (".".join(path), item[unique], owner))
         match = next((t for t in target if t.get(unique) == item[unique]), None)
         if match is None:
-            target.append(dict(item))
+            # A copy: merging later parts must not change the parts passed in.
+            target.append(copy.deepcopy(item))
             owners[path + (item[unique],)] = owner
+            for key in item:
+                owners[path + (item[unique], key)] = owner
+            for peer in (item.get("connectTo") or {}) if interface else ():
+                owners[path + (item[unique], "connectTo", peer)] = owner
             continue
-        if path == ("interfaces", "UDPInterface") or path == ("interfaces", "ETHInterface"):
-            # Two parts may share one interface: their peers are combined.
+        if interface:
+            # Two parts may share one interface: their peers are combined.  Conflicts
+            # name the part that set the value, not just the one that declared the bind.
             for key, value in item.items():
+                here = path + (item[unique], key)
                 if key == "connectTo":
-                    for peer, creds in value.items():
-                        old = match.setdefault("connectTo", {}).get(peer)
+                    if not isinstance(match.get("connectTo"), dict):
+                        match["connectTo"] = {}
+                    for peer, creds in (value or {}).items():
+                        old = match["connectTo"].get(peer)
                         if old is not None and old != creds:
                             raise ConfigError("%s[%s].connectTo[%s]: parts %r and %r disagree"
                                               % (".".join(path), item[unique], peer,
-                                                 owners.get(path + (item[unique],)), owner))
-                        match["connectTo"][peer] = creds
+                                                 owners.get(here + (peer,)), owner))
+                        match["connectTo"][peer] = copy.deepcopy(creds)
+                        owners.setdefault(here + (peer,), owner)
                 elif key in match and match[key] != value:
                     raise ConfigError("%s[%s].%s: part %r sets %r but part %r set %r"
-                                      % (".".join(path), item[unique], key, owner, value,
-                                         owners.get(path + (item[unique],)), match[key]))
+                                      % (".".join(path), item[unique], key, owner,
+                                         _show(key, value), owners.get(here),
+                                         _show(key, match[key])))
                 else:
-                    match[key] = value
+                    match[key] = copy.deepcopy(value)
+                    owners.setdefault(here, owner)
         elif match != item:
             raise ConfigError("%s: two different entries for %s %r (parts %r and %r)"
                               % (".".join(path), unique, _show(unique, item[unique]),
@@ -95,7 +121,8 @@ def _merge_list(target, items, path, owner, owners):
 
 
 def _show(key, value):
-    return "<hidden>" if key in SECRET_KEYS else value
+    """A value for an error message: secrets hidden, also inside mappings and lists."""
+    return "<hidden>" if key in SECRET_KEYS else redact(value)
 
 
 def merge_parts(parts):
@@ -120,7 +147,8 @@ def _endpoint(text, where):
         raise ConfigError("%s: %r is not IPv4:port or [IPv6]:port" % (where, text))
     host, port = (match.group(1), match.group(2)) if match.group(1) else match.group(3, 4)
     try:
-        address = ipaddress.ip_address(host)
+        # Brackets hold an IPv6 address only (cjdroute rejects "[192.0.2.1]:port").
+        address = (ipaddress.IPv6Address if match.group(1) else ipaddress.IPv4Address)(host)
     except ValueError:
         raise ConfigError("%s: %r is not an IP address" % (where, host)) from None
     if not 1 <= int(port) <= 65535:
@@ -128,11 +156,45 @@ def _endpoint(text, where):
     return address, int(port)
 
 
+def _is_int(value, low, high):
+    """A JSON integer in [low, high]; bool is not one (json.dump writes true/false)."""
+    return type(value) is int and low <= value <= high
+
+
 def _key(value, where):
     try:
         parse_public_key(value)
     except CjdnsKeyError as exc:
         raise ConfigError("%s: %s" % (where, exc)) from None
+
+
+def _readable(value, where):
+    """cjdroute's config reader (JsonBencMessageReader.c) knows strings, integers, lists
+    and mappings only: true, false, null and 2.0 stop it at start.  In strings it takes
+    no escape but \\xNN, so a quote, backslash, control or non-ASCII character (which
+    json.dump escapes) does too.  Values are not shown: they may be secrets."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not _PLAIN.fullmatch(key):
+                raise ConfigError("%s: key %r is not a string cjdroute can read (printable "
+                                  "ASCII without quote or backslash)" % (where or "(top)", key))
+            if not where:
+                _readable(item, key)
+            elif re.fullmatch(r"[A-Za-z_]\w*", key):
+                _readable(item, "%s.%s" % (where, key))
+            else:
+                _readable(item, "%s[%s]" % (where, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _readable(item, "%s[%d]" % (where, i))
+    elif isinstance(value, str):
+        if not _PLAIN.fullmatch(value):
+            raise ConfigError("%s: cjdroute cannot read this string: only printable ASCII "
+                              "without quote or backslash" % where)
+    elif type(value) is not int:
+        shown = json.dumps(value) if isinstance(value, (bool, float, type(None))) else None
+        raise ConfigError("%s: cjdroute reads only strings, integers, lists and mappings, "
+                          "not %s" % (where, shown or type(value).__name__))
 
 
 def validate_config(conf):
@@ -157,7 +219,7 @@ def validate_config(conf):
     for i, iface in enumerate(conf.get("interfaces", {}).get("UDPInterface", [])):
         where = "interfaces.UDPInterface[%d]" % i
         bind, _ = _endpoint(iface.get("bind"), where + ".bind")
-        if iface.get("beacon", 0) not in (0, 1, 2):
+        if not _is_int(iface.get("beacon", 0), 0, 2):
             raise ConfigError("%s.beacon: must be 0, 1 or 2" % where)
         for peer, creds in (iface.get("connectTo") or {}).items():
             addr, _ = _endpoint(peer, "%s.connectTo" % where)
@@ -171,7 +233,7 @@ def validate_config(conf):
         where = "interfaces.ETHInterface[%d]" % i
         if not TUN_NAME.match(str(iface.get("bind", ""))):
             raise ConfigError("%s.bind: %r is not an interface name" % (where, iface.get("bind")))
-        if iface.get("beacon", 0) not in (0, 1, 2):
+        if not _is_int(iface.get("beacon", 0), 0, 2):
             raise ConfigError("%s.beacon: must be 0, 1 or 2" % where)
     router = conf.get("router", {})
     tun = router.get("interface", {}).get("tunDevice")
@@ -191,8 +253,11 @@ def validate_config(conf):
         for field, version, width in (("ip4", 4, 32), ("ip6", 6, 128)):
             if field + "Address" in entry:
                 try:
-                    addr = ipaddress.ip_address(entry[field + "Address"])
+                    # A string: ip_address() would also take an int, which cjdroute cannot.
+                    addr = ipaddress.ip_address(str(entry[field + "Address"]))
                 except ValueError:
+                    addr = None
+                if not isinstance(entry[field + "Address"], str):
                     addr = None
                 if addr is None or addr.version != version:
                     raise ConfigError("%s.%sAddress: %r is not an IPv%d address"
@@ -203,7 +268,7 @@ def validate_config(conf):
                 seen_addrs[addr] = i
             for suffix in ("Prefix", "Alloc"):
                 value = entry.get(field + suffix)
-                if value is not None and (type(value) is not int or not 0 <= value <= width):
+                if value is not None and not _is_int(value, 0, width):
                     raise ConfigError("%s.%s%s: must be an integer 0-%d"
                                       % (where, field, suffix, width))
     own = conf.get("publicKey")
@@ -215,6 +280,7 @@ def validate_config(conf):
             raise ConfigError("%s: a node cannot use itself as its gateway" % where)
         if outgoing.index(key) != i:
             raise ConfigError("%s: %s is listed twice" % (where, key))
+    _readable(conf, "")
     return conf
 
 

@@ -89,6 +89,7 @@ summary:
 import json
 import os
 import secrets
+import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -99,6 +100,7 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import (
     public_key_from_private,
 )
 from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns_config import (
+    SECRET_KEYS,
     ConfigError,
     merge_parts,
     redact,
@@ -114,6 +116,19 @@ def _read_json(path):
         return None
 
 
+def _secrets(value):
+    """Every secret value (password, privateKey) anywhere in the parts."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in SECRET_KEYS and item not in (None, "") and not isinstance(item, dict):
+                yield str(item)
+            else:
+                yield from _secrets(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _secrets(item)
+
+
 def _summary(conf):
     udp = conf.get("interfaces", {}).get("UDPInterface", [])
     tunnel = conf.get("router", {}).get("ipTunnel", {})
@@ -126,6 +141,23 @@ def _summary(conf):
     }
 
 
+def _attributes_wrong(path):
+    """The live file exists but is not mode 0600 (or, as root, not owned by root)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if stat.S_IMODE(st.st_mode) != 0o600:
+        return True
+    return os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0)
+
+
+def _fix_attributes(path):
+    os.chmod(path, 0o600)
+    if os.geteuid() == 0:
+        os.chown(path, 0, 0)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -135,6 +167,12 @@ def main():
         ),
         supports_check_mode=True,
     )
+    # parts is no_log so that the peer passwords in it never reach the node's journal.
+    # But Ansible then masks every value found in it (0, 1, "cjdns0", host names...)
+    # wherever it appears in the result, mangling the public key, the address and error
+    # messages.  Mask the secrets only.
+    module.no_log_values.clear()
+    module.no_log_values.update(_secrets(module.params["parts"]))
     path = module.params["path"]
     try:
         with open(module.params["private_key_path"]) as handle:
@@ -148,6 +186,7 @@ def main():
     except CjdnsKeyError as exc:
         module.fail_json(msg="%s: %s" % (module.params["private_key_path"], exc))
 
+    module.no_log_values.add(private_key)
     public_key = public_key_from_private(private_key)
     ipv6 = ipv6_from_public_key(public_key)
     current = _read_json(path)
@@ -160,6 +199,7 @@ def main():
         if not admin.get("password"):
             old = ((current or {}).get("admin") or {}).get("password")
             admin["password"] = old if old and old != "NONE" else secrets.token_hex(16)
+        module.no_log_values.add(str(admin["password"]))
         conf.setdefault("version", 2)
         validate_config(conf)
     except ConfigError as exc:
@@ -167,6 +207,12 @@ def main():
 
     result = dict(changed=current != conf, path=path, public_key=public_key, ipv6=ipv6,
                   summary=_summary(conf))
+    if not result["changed"] and _attributes_wrong(path):
+        # Same content, but the file holding the private key is readable by others.
+        result["changed"] = True
+        if not module.check_mode:
+            _fix_attributes(path)
+        module.exit_json(**result)
     if result["changed"] and module._diff:
         result["diff"] = dict(
             before_header=path, after_header=path,
@@ -183,11 +229,18 @@ def main():
                 os.fchmod(handle.fileno(), 0o600)
                 json.dump(conf, handle, indent=2, sort_keys=True)
                 handle.write("\n")
-            module.atomic_move(tmp, path)
+            # atomic_move gives a new file 0666 & ~umask, and by default copies the mode of
+            # the file it replaces: either way the private key would be readable by others
+            # until the chmod below.  Keep the temp file's 0600 instead.
+            old_umask = os.umask(0o077)
+            try:
+                module.atomic_move(tmp, path, keep_dest_attrs=False)
+            finally:
+                os.umask(old_umask)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        os.chmod(path, 0o600)
+        _fix_attributes(path)
     module.exit_json(**result)
 
 

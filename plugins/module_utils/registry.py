@@ -16,16 +16,17 @@ operator accepts the change.  Used on the controller only.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-import tempfile
-
 import yaml
 from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import (
     CjdnsKeyError,
     ipv6_from_public_key,
 )
+from ansible_collections.meshfleet.mesh.plugins.module_utils.statefile import (
+    atomic_write,
+    locked,
+)
+
+__all__ = ["HEADER", "RegistryError", "dump", "load", "locked", "record"]
 
 HEADER = (
     "# cjdns key registry of this fleet, written by meshfleet.mesh (role cjdns).\n"
@@ -73,19 +74,6 @@ def dump(nodes):
     return HEADER + body
 
 
-@contextlib.contextmanager
-def locked(path):
-    """Serialise read-modify-write of the registry across Ansible's forks."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "." + os.path.basename(path) + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def record(path, host, public_key, accept_change=False, write=True):
     """Record ``host``'s key; return (changed, nodes).  Raises RegistryError on a conflict."""
     ipv6 = ipv6_from_public_key(public_key)
@@ -103,10 +91,5 @@ def record(path, host, public_key, accept_change=False, write=True):
             return False, nodes
         nodes[host] = entry
         if write:
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                                       prefix=".registry.")
-            with os.fdopen(fd, "w") as handle:
-                handle.write(dump(nodes))
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+            atomic_write(path, dump(nodes), prefix=".registry.")
         return True, nodes

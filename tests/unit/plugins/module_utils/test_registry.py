@@ -1,0 +1,40 @@
+"""Tests for plugins/module_utils/registry.py (trust on first use, on the shared
+state-file helpers)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from ansible_collections.meshfleet.mesh.plugins.module_utils import registry
+
+VECTORS = list(csv.DictReader(
+    (Path(__file__).resolve().parents[3] / "data" / "key-vectors.tsv").open(), delimiter="\t"))
+KEY_A, KEY_B = VECTORS[0]["public_key"], VECTORS[1]["public_key"]
+
+
+def test_record_then_load(tmp_path):
+    path = str(tmp_path / "cjdns_registry.yml")
+    assert registry.record(path, "n1", KEY_A)[0] is True
+    assert registry.record(path, "n1", KEY_A)[0] is False
+    assert registry.load(path) == {"n1": {"public_key": KEY_A, "ipv6": VECTORS[0]["ipv6"]}}
+    assert Path(path).read_text().startswith(registry.HEADER)
+    # Only the registry and its lock file: the temporary file was renamed into place.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cjdns_registry.yml.lock",
+                                                          "cjdns_registry.yml"]
+
+
+def test_changed_key_refused_unless_accepted(tmp_path):
+    path = str(tmp_path / "r.yml")
+    registry.record(path, "n1", KEY_A)
+    with pytest.raises(registry.RegistryError, match=KEY_B):
+        registry.record(path, "n1", KEY_B)
+    assert registry.record(path, "n1", KEY_B, accept_change=True)[0] is True
+    assert registry.load(path)["n1"]["public_key"] == KEY_B
+
+
+def test_check_mode_does_not_write(tmp_path):
+    path = tmp_path / "r.yml"
+    changed, nodes = registry.record(str(path), "n1", KEY_A, write=False)
+    assert changed and "n1" in nodes and not path.exists()

@@ -48,9 +48,13 @@ def load(path):
         return {}
     except yaml.YAMLError as exc:
         raise RegistryError("key registry %s is not valid YAML: %s" % (path, exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, binary
+        raise RegistryError("key registry %s cannot be read: %s"
+                            % (path, getattr(exc, "strerror", None) or exc)) from None
     if data is None:
         return {}
-    if not isinstance(data, dict) or not isinstance(data.get("nodes", {}), dict):
+    # "nodes:" with nothing under it (every host removed by hand) is an empty registry.
+    if not isinstance(data, dict) or not isinstance(data.get("nodes") or {}, dict):
         raise RegistryError("key registry %s must be a mapping with a 'nodes' mapping" % path)
     nodes = data.get("nodes") or {}
     for host, entry in nodes.items():

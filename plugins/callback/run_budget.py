@@ -26,7 +26,8 @@ description:
     C(include_role), C(import_tasks), C(import_role), C(include_vars), C(add_host),
     C(group_by), C(set_stats), C(pause) and C(validate_argument_spec), with or without
     the C(ansible.builtin.)/C(ansible.legacy.) prefix, and this collection's
-    controller-only actions (C(meshfleet.mesh.cjdns_registry))."
+    controller-only actions (C(meshfleet.mesh.cjdns_registry),
+    C(meshfleet.mesh.gateway_allocations))."
   - "Each retry of a task using C(until) is one more execution and is counted too.
     Status polls of C(async) tasks and the duplicate C(v2_runner_on_async_ok)/C(_failed)
     events are not counted; the async task itself counts once."
@@ -99,6 +100,7 @@ _BUILTIN_PREFIXES = ("ansible.builtin.", "ansible.legacy.")
 COLLECTION_CONTROLLER_ACTIONS = frozenset(
     (
         "meshfleet.mesh.cjdns_registry",
+        "meshfleet.mesh.gateway_allocations",
     )
 )
 

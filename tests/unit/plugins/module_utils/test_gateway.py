@@ -1,0 +1,271 @@
+"""Tests for plugins/module_utils/gateway.py: pool checks, stable allocation with a state
+file, registry handling, and the shared state-file helpers it uses."""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import os
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible_collections.meshfleet.mesh.plugins.module_utils import gateway, statefile
+from ansible_collections.meshfleet.mesh.plugins.module_utils.addressing import allocate_addresses
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+VECTORS = list(csv.DictReader(
+    (Path(__file__).resolve().parents[3] / "data" / "key-vectors.tsv").open(), delimiter="\t"))
+POOL4 = {"pool": "10.99.0.0/24", "address": "", "pinned": {}, "reserved": []}
+
+
+def registry_for(*names):
+    return {n: {"public_key": VECTORS[i]["public_key"], "ipv6": VECTORS[i]["ipv6"]}
+            for i, n in enumerate(names)}
+
+
+def run(path, clients, pools=None, **kwargs):
+    return gateway.plan(str(path), "gw1", clients, pools or {"ipv4": POOL4}, **kwargs)
+
+
+# ---------------------------------------------------------------- pool checks
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("10.99.0.0", "not a CIDR"),
+    ("10.99.0.1/24", "host bits are set; did you mean 10.99.0.0/24"),
+    ("10.999.0.0/24", "not a valid CIDR"),
+    ("2001:db8::/64", "an IPv4 pool is needed"),
+    ("127.0.0.0/24", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    (24, "not a CIDR"),
+])
+def test_bad_ipv4_pool_names_variable_and_host(value, fragment):
+    with pytest.raises(gateway.GatewayError) as err:
+        gateway.parse_pool(value, "gateway_pool", 4, "gw1")
+    assert "gateway_pool of gw1" in str(err.value) and fragment in str(err.value)
+
+
+def test_unset_pool_is_none_and_ipv4_is_required(tmp_path):
+    assert gateway.parse_pool("", "gateway_pool6", 6, "gw1") is None
+    with pytest.raises(gateway.GatewayError, match="gateway_pool of gw1 is empty"):
+        run(tmp_path / "a.yml", ["c1"], {"ipv4": {"pool": ""}})
+
+
+def test_overlapping_gateway_pools_name_both():
+    pools = {"ipv4": ipaddress.ip_network("10.99.0.0/24"), "ipv6": None}
+    gateways = {"gw1": {"gateway_pool": "10.99.0.0/24"},
+                "gw2": {"gateway_pool": "10.99.0.128/25"},
+                "gw3": {"gateway_pool": "10.98.0.0/24"}}
+    with pytest.raises(gateway.GatewayError) as err:
+        gateway.check_pools("gw1", pools, gateways)
+    assert "gateway_pool of gw1 (10.99.0.0/24) overlaps gateway_pool of gateway gw2" in str(
+        err.value)
+    # Its own entry and a disjoint pool are fine.
+    gateway.check_pools("gw1", pools, {"gw1": gateways["gw1"], "gw3": gateways["gw3"]})
+
+
+def test_overlapping_ipv6_pools():
+    pools = {"ipv4": ipaddress.ip_network("10.99.0.0/24"),
+             "ipv6": ipaddress.ip_network("2001:db8:99::/64")}
+    with pytest.raises(gateway.GatewayError, match="gateway_pool6 of gw1 .* gateway gw2"):
+        gateway.check_pools("gw1", pools, {"gw2": {"gateway_pool": "10.98.0.0/24",
+                                                   "gateway_pool6": "2001:db8:99::/48"}})
+
+
+def test_pool_overlapping_uplink_or_other_interface():
+    pools = {"ipv4": ipaddress.ip_network("172.24.0.0/24"), "ipv6": None}
+    uplink = [{"interface": "eth0", "network": "172.24.0.0/255.255.0.0", "uplink": True}]
+    with pytest.raises(gateway.GatewayError,
+                       match=r"overlaps the uplink eth0's network 172.24.0.0/16"):
+        gateway.check_pools("gw1", pools, local_networks=uplink)
+    lan = [{"interface": "wlan0", "network": "172.24.0.9/24", "uplink": False}]
+    with pytest.raises(gateway.GatewayError, match="overlaps interface wlan0's network"):
+        gateway.check_pools("gw1", pools, local_networks=lan)
+    gateway.check_pools("gw1", {"ipv4": ipaddress.ip_network("10.99.0.0/24"), "ipv6": None},
+                        local_networks=uplink + lan)
+
+
+def test_ipv6_pool_in_mesh_range():
+    pools = {"ipv4": ipaddress.ip_network("10.99.0.0/24"),
+             "ipv6": ipaddress.ip_network("fc12::/64")}
+    mesh = [{"network": "fc00::/8", "what": "cjdns node addresses"}]
+    with pytest.raises(gateway.GatewayError, match=r"gateway_pool6 .* fc00::/8 \(cjdns node"):
+        gateway.check_pools("gw1", pools, mesh_ranges=mesh)
+
+
+def test_gateway_address_must_be_a_host_of_the_pool(tmp_path):
+    for address, fragment in (("10.98.0.1", "not inside gateway_pool"),
+                              ("10.99.0.255", "network or broadcast"),
+                              ("nope", "not an IP address")):
+        pools = {"ipv4": dict(POOL4, address=address)}
+        with pytest.raises(gateway.GatewayError, match="gateway_address of gw1"):
+            run(tmp_path / "a.yml", ["c1"], pools)
+        with pytest.raises(gateway.GatewayError, match=fragment):
+            run(tmp_path / "a.yml", ["c1"], pools)
+    assert not (tmp_path / "a.yml").exists()
+
+
+# ------------------------------------------------------------ allocation + state
+
+
+def test_first_run_writes_state_and_matches_filter(tmp_path):
+    path = tmp_path / "alloc.yml"
+    changed, result = run(path, ["c2", "c1", "gw1"])
+    assert changed
+    expected = allocate_addresses(["c1", "c2"], "10.99.0.0/24", gateway_address="10.99.0.1")
+    assert result == {"ipv4": {"pool": "10.99.0.0/24", "address": "10.99.0.1",
+                               "clients": expected}}
+    assert gateway.load(path)["gw1"] == result
+    assert path.read_text().startswith("# Client addresses")
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    # The same inputs again: nothing to write.
+    mtime = path.stat().st_mtime_ns
+    assert run(path, ["c1", "c2"]) == (False, result)
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_adding_and_removing_clients_moves_nobody(tmp_path):
+    path = tmp_path / "alloc.yml"
+    _, first = run(path, [f"c{i}" for i in range(40)])
+    _, second = run(path, [f"c{i}" for i in range(40)] + ["new1", "new2"])
+    kept = first["ipv4"]["clients"]
+    assert all(second["ipv4"]["clients"][c] == a for c, a in kept.items())
+    changed, third = run(path, [f"c{i}" for i in range(0, 40, 2)] + ["new2"])
+    assert changed
+    assert set(third["ipv4"]["clients"]) == {f"c{i}" for i in range(0, 40, 2)} | {"new2"}
+    assert all(third["ipv4"]["clients"][c] == second["ipv4"]["clients"][c]
+               for c in third["ipv4"]["clients"])
+    # Removed clients lose their entry in the file.
+    assert "c1" not in gateway.load(path)["gw1"]["ipv4"]["clients"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(first=st.sets(st.sampled_from([f"n{i}" for i in range(30)]), max_size=25),
+       second=st.sets(st.sampled_from([f"n{i}" for i in range(30)]), max_size=25))
+def test_stability_property(tmp_path_factory, first, second):
+    """Whatever the sequence of client sets, a client present in consecutive runs keeps
+    its address (a /27 has 29 usable addresses, so collisions are frequent)."""
+    path = tmp_path_factory.mktemp("p") / "alloc.yml"
+    pools = {"ipv4": dict(POOL4, pool="10.99.0.0/27")}
+    _, a = run(path, sorted(first), pools)
+    _, b = run(path, sorted(second), pools)
+    for client in first & second:
+        assert a["ipv4"]["clients"][client] == b["ipv4"]["clients"][client]
+    assert len(set(b["ipv4"]["clients"].values())) == len(second)
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    path = tmp_path / "alloc.yml"
+    changed, result = run(path, ["c1"], write=False)
+    assert changed and result["ipv4"]["clients"]["c1"]
+    assert not path.exists()
+
+
+def test_pool_change_reallocates_outside_addresses(tmp_path):
+    path = tmp_path / "alloc.yml"
+    _, small = run(path, ["c1", "c2"])
+    grown = {"ipv4": dict(POOL4, pool="10.99.0.0/16")}
+    _, big = run(path, ["c1", "c2"], grown)
+    assert big["ipv4"]["clients"] == small["ipv4"]["clients"]  # still valid: kept
+    moved = {"ipv4": dict(POOL4, pool="10.77.0.0/24")}
+    _, other = run(path, ["c1", "c2"], moved)
+    assert all(ipaddress.ip_address(a) in ipaddress.ip_network("10.77.0.0/24")
+               for a in other["ipv4"]["clients"].values())
+
+
+def test_pins_and_exhaustion_name_the_variables(tmp_path):
+    path = tmp_path / "alloc.yml"
+    pools = {"ipv4": dict(POOL4, pinned={"c1": "10.99.0.10", "c2": "10.99.0.10"})}
+    with pytest.raises(gateway.GatewayError) as err:
+        run(path, ["c1", "c2"], pools)
+    assert "gateway_pool of gw1" in str(err.value)
+    assert "pinned for both client 'c1' and client 'c2'" in str(err.value)
+    tiny = {"ipv4": dict(POOL4, pool="10.99.0.0/30")}
+    with pytest.raises(gateway.GatewayError,
+                       match=r"pool 10.99.0.0/30 is too small: capacity 1 .* 3 clients"):
+        run(path, ["c1", "c2", "c3"], tiny)
+    assert not path.exists()
+
+
+def test_ipv6_family_and_other_gateways_kept_or_pruned(tmp_path):
+    path = tmp_path / "alloc.yml"
+    pools = {"ipv4": POOL4, "ipv6": {"pool": "2001:db8:99::/64", "address": "",
+                                     "pinned": {}, "reserved": []}}
+    _, result = run(path, ["c1"], pools)
+    assert result["ipv6"]["address"] == "2001:db8:99::1"
+    assert ipaddress.ip_address(result["ipv6"]["clients"]["c1"]) in ipaddress.ip_network(
+        "2001:db8:99::/64")
+    gateway.plan(str(path), "gw2", ["c1"], {"ipv4": dict(POOL4, pool="10.98.0.0/24")})
+    assert set(gateway.load(path)) == {"gw1", "gw2"}
+    # gw2 left the inventory: gw1's next run drops its entry.
+    changed, _ = run(path, ["c1"], pools, gateways={"gw1": {}})
+    assert changed and set(gateway.load(path)) == {"gw1"}
+
+
+def test_bad_state_file(tmp_path):
+    path = tmp_path / "alloc.yml"
+    path.write_text("gateways: [unclosed\n")
+    with pytest.raises(gateway.GatewayError, match="not valid YAML"):
+        run(path, ["c1"])
+    path.write_text("gateways: {gw1: [1, 2]}\n")
+    with pytest.raises(gateway.GatewayError, match="malformed"):
+        run(path, ["c1"])
+
+
+# ------------------------------------------------------------------- registry
+
+
+def test_unregistered_fails_or_is_skipped():
+    registry = registry_for("c1")
+    with pytest.raises(gateway.GatewayError, match="converge c2 first"):
+        gateway.unregistered("gw1", ["c1", "c2"], registry)
+    assert gateway.unregistered("gw1", ["c1", "c2", "c3"], registry, skip=True) == ["c2", "c3"]
+    assert gateway.unregistered("gw1", ["c1", "gw1"], registry) == []
+
+
+def test_allowed_connections_entries():
+    registry = registry_for("c1", "c2")
+    allocations = {"ipv4": {"c2": "10.99.0.7", "c1": "10.99.0.9", "c3": "10.99.0.3"},
+                   "ipv6": {"c1": "2001:db8:99::9"}}
+    entries = gateway.allowed_connections(allocations, registry)
+    assert entries == [
+        {"publicKey": VECTORS[0]["public_key"], "ip4Address": "10.99.0.9", "ip4Prefix": 0,
+         "ip4Alloc": 32, "ip6Address": "2001:db8:99::9", "ip6Prefix": 0, "ip6Alloc": 128},
+        {"publicKey": VECTORS[1]["public_key"], "ip4Address": "10.99.0.7", "ip4Prefix": 0,
+         "ip4Alloc": 32},
+    ]
+    assert all(type(e["ip4Prefix"]) is int for e in entries)
+
+
+# ----------------------------------------------------------------- state files
+
+
+def test_atomic_write_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "state.yml"
+    statefile.atomic_write(str(path), "a: 1\n", mode=0o640)
+    assert path.read_text() == "a: 1\n" and oct(path.stat().st_mode & 0o777) == "0o640"
+    assert sorted(os.listdir(tmp_path)) == ["state.yml"]
+
+
+def test_concurrent_gateways_do_not_lose_entries(tmp_path):
+    """Forks of one run write the same file: the lock keeps every gateway's entry."""
+    path = tmp_path / "alloc.yml"
+    errors = []
+
+    def one(i):
+        try:
+            gateway.plan(str(path), f"gw{i}", [f"c{i}"],
+                         {"ipv4": dict(POOL4, pool=f"10.{i}.0.0/24")})
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(1, 13)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert set(yaml.safe_load(path.read_text())["gateways"]) == {f"gw{i}" for i in range(1, 13)}

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import CjdnsKeyError
 from ansible_collections.meshfleet.mesh.plugins.module_utils.registry import (
@@ -27,8 +28,15 @@ class ActionModule(ActionBase):
             # Check mode on a node that has no key yet: nothing to record.
             return dict(result, changed=self._task.check_mode, skipped_reason="no key yet")
         try:
+            # Not bool(): "false" from -e or an inventory file is a non-empty string.
+            accept_change = args.get("accept_change")
+            accept_change = accept_change is not None and boolean(accept_change, strict=True)
+        except TypeError:
+            return dict(result, failed=True, msg="accept_change: %r is not a boolean"
+                        % args.get("accept_change"))
+        try:
             changed, nodes = record(args["path"], host, public_key,
-                                    accept_change=bool(args.get("accept_change")),
+                                    accept_change=accept_change,
                                     write=not self._task.check_mode)
         except (RegistryError, CjdnsKeyError) as exc:
             return dict(result, failed=True, msg=str(exc))

@@ -20,6 +20,12 @@ def udp_peering(host, peers, addresses, registry, secret, port, skip_missing=Fal
     """
     if host not in peers:
         raise AnsibleFilterError("udp_peering: %s is not a mesh node" % host)
+    for node, wanted in peers.items():
+        # A string would be read letter by letter, and "host in wanted" would match
+        # substrings ("rs-ben" in "rs-bench"): peering hosts nobody asked for.
+        if wanted is not None and not isinstance(wanted, (list, tuple)):
+            raise AnsibleFilterError("cjdns_peers of %s must be a list of inventory "
+                                     "hostnames, got %s" % (node, type(wanted).__name__))
     names = set(peers[host] or [])
     for other, wanted in peers.items():
         if host in (wanted or []):
@@ -37,7 +43,7 @@ def udp_peering(host, peers, addresses, registry, secret, port, skip_missing=Fal
     for peer in sorted(names):
         try:
             password = peer_password(secret, host, peer)
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise AnsibleFilterError(str(exc)) from None
         authorized.append({"user": peer, "password": password})
         if peer not in (peers[host] or []):

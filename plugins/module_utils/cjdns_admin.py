@@ -4,7 +4,9 @@
 
 Protocol (cjdns admin/Admin.c): ask for a cookie, send ``{q: auth, aq: FUNCTION, args,
 cookie, txid, hash: sha256(password + cookie)}``, then replace ``hash`` by the sha256 of
-that whole bencoded request.  Replies may carry zero-padded string lengths.
+that whole bencoded request.  cjdroute builds ``password + cookie`` in a 64-byte buffer
+(snprintf), so only its first 63 bytes count.  Replies may carry zero-padded string
+lengths.
 """
 
 from __future__ import annotations
@@ -85,16 +87,26 @@ class Admin:
         try:
             self._sock.send(bencode(request))
             while True:
-                reply = bdecode(self._sock.recv(1 << 17))[0]
+                data = self._sock.recv(1 << 17)
+                try:
+                    reply = bdecode(data)[0]
+                except (ValueError, TypeError, RecursionError):
+                    reply = None
+                if not isinstance(reply, dict):
+                    raise AdminError("cjdns admin API sent a reply that is not a bencoded "
+                                     "dictionary: %r" % data[:60])
                 if reply.get("txid") in (None, request["txid"]):
                     return reply
         except OSError as exc:
             raise AdminError("cjdns admin API did not answer: %s" % exc) from None
 
     def call(self, function, args=None):
-        cookie = self._rpc({"q": "cookie"})["cookie"]
+        cookie = self._rpc({"q": "cookie"}).get("cookie")
+        if not isinstance(cookie, str):
+            raise AdminError("cjdns admin API sent no cookie")
         request = {"q": "auth", "aq": function, "args": args or {}, "cookie": cookie,
-                   "hash": hashlib.sha256((self._password + cookie).encode()).hexdigest(),
+                   # cjdroute hashes at most 63 bytes of password + cookie (see above).
+                   "hash": hashlib.sha256((self._password + cookie).encode()[:63]).hexdigest(),
                    "txid": str(self._txid + 1)}
         request["hash"] = hashlib.sha256(bencode(request)).hexdigest()
         request.pop("txid")

@@ -169,10 +169,12 @@ def _key(value, where):
 
 
 def _readable(value, where):
-    """cjdroute's config reader (JsonBencMessageReader.c) knows strings, integers, lists
-    and mappings only: true, false, null and 2.0 stop it at start.  In strings it takes
-    no escape but \\xNN, so a quote, backslash, control or non-ASCII character (which
-    json.dump escapes) does too.  Values are not shown: they may be secrets."""
+    """Refuse what cjdroute's config reader (JsonBencMessageReader.c) gets wrong, as
+    measured with cjdroute v21.1: true, false and null stop it at start; a fraction is
+    dropped silently (2.5 reads as 2); in strings it knows no escape but \\xNN, so a
+    quote, backslash or control character (which json.dump escapes) stops it and a
+    non-ASCII character (a \\u escape) is corrupted.  Values are not shown: they may be
+    secrets."""
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str) or not _PLAIN.fullmatch(key):

@@ -66,9 +66,12 @@ class ActionModule(ActionBase):
         except (GatewayError, RegistryError, CjdnsKeyError) as exc:
             return dict(result, failed=True, msg=str(exc))
         if missing:
+            why = ("check mode writes no keys to the registry" if check_mode
+                   and not args.get("skip_unregistered") else "converge them, then rerun "
+                   "this gateway")
             result.setdefault("warnings", []).append(
-                "gateway %s leaves out client(s) %s: no key in the key registry yet; converge "
-                "them, then rerun this gateway" % (host, ", ".join(missing)))
+                "gateway %s leaves out client(s) %s: no key in the key registry yet (%s)"
+                % (host, ", ".join(missing), why))
         result.update(changed=changed, path=args["path"], allocation=allocation,
                       allowed_connections=entries, unregistered=missing)
         return result

@@ -151,11 +151,11 @@ def check_pools(host, pools, gateways=None, local_networks=None, mesh_ranges=Non
                     "each" % (variable, host, network, variable, other, other_net))
         for local, entry in _networks(local_networks, "local networks"):
             if local.version == network.version and local.overlaps(network):
-                where = "the uplink" if entry.get("uplink") else "interface"
+                where = "uplink interface" if entry.get("uplink") else "interface"
                 raise GatewayError(
-                    "%s of %s (%s) overlaps %s %s's network %s: choose a pool that no "
+                    "%s of %s (%s) overlaps %s, the network of %s %s: choose a pool that no "
                     "interface of the gateway uses" % (
-                        variable, host, network, where, entry.get("interface"), local))
+                        variable, host, network, local, where, entry.get("interface")))
         for mesh, entry in _networks(mesh_ranges, "mesh ranges"):
             if mesh.version == network.version and mesh.overlaps(network):
                 what = entry.get("what", "the mesh") if isinstance(entry, dict) else "the mesh"
@@ -302,8 +302,8 @@ def plan(path, host, clients, pools, gateways=None, local_networks=None, mesh_ra
                     gateway_address=str(address),
                     previous=(previous.get(family) or {}).get("clients") or {})
             except AddressingError as exc:
-                raise GatewayError("%s of %s (with %s, %s): %s" % (
-                    FAMILIES[family][0], host, names["pinned"], names["reserved"], exc)) from None
+                raise GatewayError("%s of %s: %s (%s and %s taken into account)" % (
+                    FAMILIES[family][0], host, exc, names["pinned"], names["reserved"])) from None
             result[family] = {"pool": str(network), "address": str(address),
                               "clients": allocation}
         new = dict(stored)

@@ -79,10 +79,10 @@ def test_pool_overlapping_uplink_or_other_interface():
     pools = {"ipv4": ipaddress.ip_network("172.24.0.0/24"), "ipv6": None}
     uplink = [{"interface": "eth0", "network": "172.24.0.0/255.255.0.0", "uplink": True}]
     with pytest.raises(gateway.GatewayError,
-                       match=r"overlaps the uplink eth0's network 172.24.0.0/16"):
+                       match=r"overlaps 172.24.0.0/16, the network of uplink interface eth0"):
         gateway.check_pools("gw1", pools, local_networks=uplink)
     lan = [{"interface": "wlan0", "network": "172.24.0.9/24", "uplink": False}]
-    with pytest.raises(gateway.GatewayError, match="overlaps interface wlan0's network"):
+    with pytest.raises(gateway.GatewayError, match="the network of interface wlan0"):
         gateway.check_pools("gw1", pools, local_networks=lan)
     gateway.check_pools("gw1", {"ipv4": ipaddress.ip_network("10.99.0.0/24"), "ipv6": None},
                         local_networks=uplink + lan)

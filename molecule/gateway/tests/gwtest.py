@@ -1,0 +1,63 @@
+"""What the gateway scenario's tests share: its hosts, the allocation file, helpers."""
+
+import ipaddress
+import os
+import time
+from pathlib import Path
+
+import testinfra
+import yaml
+
+GATEWAY = "gw-gw1"
+INET = "gw-inet"
+ROGUE = "gw-rogue"
+# gw-client3 becomes a client in side_effect (the rerun that adds a third client).
+CLIENTS = ["gw-client1", "gw-client2", "gw-client3"]
+POOL = ipaddress.ip_network("10.99.0.0/24")
+POOL6 = ipaddress.ip_network("2001:db8:99::/64")
+INET6 = "2001:db8:ffff::2"  # gw-inet's IPv6 address on the uplink (prepare.yml)
+PORT = 8080  # gw-inet's what-is-my-address HTTP service (prepare.yml)
+TUN = "cjdns0"
+UNIT = "meshfleet-gateway.service"
+
+
+def allocations():
+    """The gateway's allocation as the controller keeps it: {family: {pool, address, clients}}."""
+    path = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "gateway_allocations.yml"
+    return yaml.safe_load(path.read_text())["gateways"][GATEWAY]
+
+
+def other(request, name):
+    """A testinfra host for another container of the scenario."""
+    return testinfra.get_host(
+        name,
+        connection=request.config.option.connection,
+        ansible_inventory=request.config.option.ansible_inventory,
+    )
+
+
+def wait_for(check, seconds, step=1.0):
+    """Poll ``check`` until it returns true or ``seconds`` pass; return its last result."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(step)
+
+
+def ipv4(host, dev):
+    """The IPv4 addresses (without prefix length) on ``dev``."""
+    out = host.check_output("ip -4 -o addr show dev %s" % dev)
+    return [line.split()[3].split("/")[0] for line in out.splitlines()]
+
+
+def ipv6_global(host, dev):
+    out = host.check_output("ip -6 -o addr show dev %s scope global" % dev)
+    return [line.split()[3].split("/")[0] for line in out.splitlines()]
+
+
+def fetch(host, url, timeout=5):
+    """GET ``url`` from ``host``: (rc, body) ; gw-inet answers with the source it sees."""
+    out = host.run("curl -sS -g --max-time %d %s" % (timeout, url))
+    return out.rc, out.stdout.strip()

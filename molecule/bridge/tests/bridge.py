@@ -1,0 +1,111 @@
+"""What the bridge scenario's tests share: its inventory, the expected plan, helpers."""
+
+import hashlib
+import ipaddress
+import json
+import os
+import time
+from pathlib import Path
+
+import testinfra
+import yaml
+from ansible_collections.meshfleet.mesh.plugins.module_utils.addressing import link_plan
+
+SCENARIO = Path(__file__).resolve().parents[1]
+INVENTORY = yaml.safe_load((SCENARIO / "inventory" / "hosts.yml").read_text())
+VARS = INVENTORY["all"]["vars"]
+LINKS = VARS["bridge_links"]
+FLEET_ID = VARS["bridge_fleet_id"]
+PLAN = link_plan(LINKS, fleet_id=FLEET_ID)
+(LINK,) = PLAN.values()
+ENDS = {end["host"]: end for end in LINK["ends"]}
+FAR = dict(zip(ENDS, reversed(list(ENDS)), strict=True))
+# Each bridge end's neighbourhood: (the other node there, the neighbourhood's network).
+NEIGHBOUR = {
+    "bridge-a-end": ("bridge-a-node", "hood_a"),
+    "bridge-b-end": ("bridge-b-node", "hood_b"),
+}
+PORT = 41300
+UNIT = "meshfleet-link-addr.service"
+
+
+def fleet_prefix():
+    """The /48 derived from the fleet id, computed here independently of the collection:
+    RFC 4193 style, fd + the first 40 bits of sha256(fleet id)."""
+    digest = hashlib.sha256(FLEET_ID.encode()).digest()
+    return ipaddress.IPv6Network((b"\xfd" + digest[:5] + bytes(10), 48))
+
+
+def other(request, name):
+    """A testinfra host for another container of the scenario."""
+    return testinfra.get_host(
+        name,
+        connection=request.config.option.connection,
+        ansible_inventory=request.config.option.ansible_inventory,
+    )
+
+
+def global_v6(host, dev):
+    out = host.check_output("ip -6 -o addr show dev %s scope global" % dev)
+    return {line.split()[3] for line in out.splitlines()}
+
+
+def nft_counter(host, rule_start):
+    """Packets counted by the first rule of table inet meshfleet starting with rule_start."""
+    out = host.check_output("nft list table inet meshfleet")
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith(rule_start) and "counter packets" in line:
+            return int(line.split("counter packets ")[1].split()[0])
+    raise AssertionError("no counted rule starting with %r in:\n%s" % (rule_start, out))
+
+
+_PEER_STATS = r"""
+import json, socket
+def dec(d, i=0):
+    c = d[i:i + 1]
+    if c == b"i":
+        e = d.index(b"e", i)
+        return int(d[i + 1:e]), e + 1
+    if c in (b"l", b"d"):
+        i, out = i + 1, []
+        while d[i:i + 1] != b"e":
+            v, i = dec(d, i)
+            out.append(v)
+        return (out if c == b"l" else dict(zip(out[::2], out[1::2]))), i + 1
+    colon = d.index(b":", i)
+    n = int(d[i:colon])  # replies may zero-pad lengths
+    return d[colon + 1:colon + 1 + n].decode("utf-8", "replace"), colon + 1 + n
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.sendto(b"d1:q29:InterfaceController_peerStats4:txid2:u1e", ("127.0.0.1", 11234))
+print(json.dumps(dec(s.recv(65535))[0]))
+"""
+
+
+def peer_stats(host):
+    """cjdroute's InterfaceController_peerStats (no authentication needed)."""
+    out = host.check_output("python3 -c %s" % _quote(_PEER_STATS))
+    return json.loads(out)["peers"]
+
+
+def _quote(text):
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def wait_for(check, seconds, interval=1.0):
+    """Call check() until it returns a truthy value or the time is up; return the last value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def record(name, text):
+    """Keep a measurement beside the scenario's state and print it (pytest -s / -rA)."""
+    directory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    with open(directory / ("bridge-%s.txt" % name), "a") as handle:
+        handle.write(text + "\n")
+    print(text)

@@ -1,7 +1,7 @@
 # meshfleet.mesh: the two commands of the README, and their parts.
 SHELL := /bin/bash
 
-.PHONY: test lint unit build molecule images venv lab lab-down
+.PHONY: test lint unit build molecule images venv lab lab-down bench
 
 ## Every check, from a fresh machine (this is what CI runs).
 test:
@@ -20,3 +20,13 @@ images:
 	scripts/build-images.sh
 venv:
 	scripts/setup-venv.sh
+
+## The local lab: containers standing for inventories/example, converged and validated.
+lab:
+	scripts/lab.sh up
+lab-down:
+	scripts/lab.sh down
+
+## Benchmarks (not tests): fleet converge times, filters.
+bench:
+	source scripts/env.sh && benchmarks/bench_fleet.py && benchmarks/bench_allocate_addresses.py && benchmarks/bench_cjdns_ipv6.py

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The local lab: `make lab` / `make lab-down`.
+#
+#   scripts/lab.sh up     containers for inventories/lab on named networks, then
+#                         playbooks/site.yml, a no-op rerun, playbooks/validate.yml, summary
+#   scripts/lab.sh down   remove everything `up` made
+#
+# CJDNS_ARTIFACT=/path/to/cjdroute runs the real daemon and real traffic checks; without
+# it the stand-in test fixture replaces cjdroute and the traffic checks are NOT run (the
+# summary says so).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. scripts/lib.sh
+
+INV=inventories/lab
+LAB=.build/lab
+export MOLECULE_SCENARIO_NAME=lab   # network names: mft-lab-<network>
+export ANSIBLE_CONFIG="$ROOT/$INV/ansible.cfg"
+export ANSIBLE_CACHE_PLUGIN_CONNECTION="$ROOT/.build/lab/facts"
+
+timed() {  # timed LABEL COMMAND...: run, remember the wall time in $LAB/times
+  local label=$1 start rc
+  shift
+  start=$(date +%s.%N)
+  "$@"
+  rc=$?
+  printf '%s\t%.1f\t%s\n' "$label" "$(echo "$(date +%s.%N) - $start" | bc)" "$rc" >> "$LAB/times"
+  return $rc
+}
+
+down() {
+  setup_env "$ROOT"
+  if [ -f "$INV/hosts.yml" ]; then
+    ansible-playbook -i "$INV" molecule/resources/destroy.yml >/dev/null \
+      || die "removing the lab containers failed" "docker ps -a; docker rm -f <name>"
+  fi
+  rm -rf "$LAB"
+  info "lab removed"
+}
+
+up() {
+  local started
+  started=$(date +%s)
+  MESHFLEET_SUITES=bookworm setup_env "$ROOT" docker
+  command -v bc >/dev/null || { is_debian_root && apt_install bc; }
+  mkdir -p "$LAB" && : > "$LAB/times"
+  timed "artifact" ansible-playbook molecule/resources/artifact.yml >/dev/null \
+    || die "packing the cjdroute artifact failed" "check CJDNS_ARTIFACT=${CJDNS_ARTIFACT:-}"
+  timed "containers" ansible-playbook -i "$INV" molecule/resources/create.yml \
+    || die "starting the lab containers failed" "see above; make lab-down cleans up"
+  timed "lab wiring" ansible-playbook -i "$INV" tests/lab/prepare.yml \
+    || die "wiring the lab failed" "see above"
+  MESHFLEET_RUN_BUDGET_OUTPUT="$LAB/converge.json" \
+    timed "site.yml (first)" ansible-playbook -i "$INV" playbooks/site.yml \
+    || die "playbooks/site.yml failed on the lab" "see above; fix, then rerun make lab"
+  MESHFLEET_RUN_BUDGET_OUTPUT="$LAB/rerun.json" \
+    timed "site.yml (no-op rerun)" ansible-playbook -i "$INV" playbooks/site.yml \
+    || die "the rerun of playbooks/site.yml failed" "see above"
+  timed "validate.yml" ansible-playbook -i "$INV" playbooks/validate.yml \
+    -e validate_report_dir="$ROOT/$LAB" || info "validate.yml reported a negative answer"
+  summary "$(( $(date +%s) - started ))"
+}
+
+summary() {
+  printf '\n==================== meshfleet lab ====================\n'
+  if [ -n "${CJDNS_ARTIFACT:-}" ]; then
+    printf 'cjdns: REAL daemon (%s)\n' "$CJDNS_ARTIFACT"
+  else
+    printf 'cjdns: STAND-IN test fixture, not cjdns. Traffic checks (tunnels, NAT,\n'
+    printf '       capacity, bridged reachability) were NOT run. Set CJDNS_ARTIFACT to a\n'
+    printf '       cjdroute build to run them.\n'
+  fi
+  printf '\nwall times (s):\n'
+  awk -F'\t' '{printf "  %-26s %7s%s\n", $1, $2, ($3 == 0 ? "" : "  FAILED")}' "$LAB/times"
+  printf '  %-26s %7s\n' "total" "$1"
+  python3 - "$LAB" <<'PY'
+import json, sys, pathlib
+lab = pathlib.Path(sys.argv[1])
+rerun = lab / "rerun.json"
+if rerun.exists():
+    hosts = json.loads(rerun.read_text())["hosts"]
+    changed = sum(h["changed"] for h in hosts.values())
+    most = max(hosts.items(), key=lambda kv: kv[1]["modules"])
+    print("\nno-op rerun: %d changed on %d hosts; most module executions: %s (%d)"
+          % (changed, len(hosts), most[0], most[1]["modules"]))
+report = lab / "validate.md"
+if report.exists():
+    print("\n" + report.read_text())
+PY
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) down ;;
+  *) die "usage: scripts/lab.sh up|down" ;;
+esac

@@ -6,7 +6,7 @@
 Not a CI test: it needs root, network namespaces and a real cjdroute build.
 
     sudo CJDNS_ARTIFACT=/path/to/cjdroute python3 benchmarks/bench_gw_failover.py \
-        [--no-failover] [--client-restarts N] [--keep]
+        [--no-failover] [--addresses-from-cjdns] [--client-restarts N] [--keep]
 
 It builds, on this machine, five network namespaces (prefix mfb-):
 
@@ -35,6 +35,7 @@ leaves it for inspection; run with --cleanup to remove it later).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -46,6 +47,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "molecule"))
+import udp_flow  # noqa: E402  (the test harness both this and the client scenario use)
+
+HARNESS = ROOT / "tests" / "molecule" / "udp_flow.py"
 FAILOVER = ROOT / "roles" / "client" / "files" / "meshfleet-gw-failover"
 KEYS = ROOT / "tests" / "data" / "key-vectors.tsv"
 NS = ["mfb-inet", "mfb-gw1", "mfb-gw2", "mfb-cl", "mfb-lan"]
@@ -59,40 +64,6 @@ GATEWAYS = {
 }
 UPLINK = {GATEWAYS[g][2]: g for g in GATEWAYS}
 LAN_PREFIX = "192.168.50.0/24"
-
-FLOW = r'''
-import select, socket, sys, time
-mode = sys.argv[1]
-if mode == "echo":
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((sys.argv[3], int(sys.argv[2])))
-    while True:
-        data, peer = s.recvfrom(512)
-        s.sendto(data + b" " + peer[0].encode(), peer)
-target, port, step, steady = sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1"
-one = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if steady else None
-open_socks, seq, nxt = {}, 0, time.monotonic()
-while True:
-    now = time.monotonic()
-    if now >= nxt:
-        seq += 1
-        s = one or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s.sendto(b"%d %.4f" % (seq, now), (target, port))
-        except OSError:
-            pass
-        open_socks[s] = now
-        nxt += step
-    for s in [s for s, t in open_socks.items() if now - t > 3 and s is not one]:
-        s.close(); del open_socks[s]
-    ready, _, _ = select.select(list(open_socks), [], [], max(0, nxt - time.monotonic()))
-    for s in ready:
-        try:
-            data = s.recv(512).decode().split()
-        except OSError:
-            continue
-        print(data[0], data[1], "%.4f" % time.monotonic(), data[2], flush=True)
-'''
 
 
 def run(ns, *cmd, check=True, **kw):
@@ -163,7 +134,9 @@ class Bench:
         priv, pub, ipv6 = self.keys[name]
         conf = {
             "privateKey": priv, "publicKey": pub, "ipv6": ipv6,
-            "admin": {"bind": "127.0.0.1:11234", "password": "bench-" + name},
+            # 64 characters: cjdroute hashes only 63 bytes of password + cookie
+            "admin": {"bind": "127.0.0.1:11234",
+                      "password": hashlib.sha256(name.encode()).hexdigest()},
             "authorizedPasswords": [],
             "interfaces": {"UDPInterface": [
                 {"bind": "0.0.0.0:41300", "beacon": 0, "connectTo": {}}]},
@@ -222,7 +195,8 @@ class Bench:
             "probe_targets": [TARGET],
             "state_file": str(self.work / "failover-state.json"),
             "cjdns_config": str(self.work / "cl.conf"),
-            "gateways": [{"name": g, "address": GATEWAYS[g][5], "public_key": self.keys[g][1]}
+            "gateways": [{"name": g, "public_key": self.keys[g][1],
+                          "address": "" if self.args.addresses_from_cjdns else GATEWAYS[g][5]}
                          for g in GATEWAYS],
         }
         path = self.work / "gw-failover.json"
@@ -233,16 +207,15 @@ class Bench:
             start_new_session=True)
 
     def start_flows(self):
-        script = self.work / "flow.py"
-        script.write_text(FLOW)
         self.procs["echo"] = subprocess.Popen(
-            ["ip", "netns", "exec", "mfb-inet", sys.executable, script, "echo", str(PORT), TARGET],
+            ["ip", "netns", "exec", "mfb-inet", sys.executable, HARNESS, "echo", TARGET, str(PORT)],
             start_new_session=True)
-        for flow, ns, steady in (("client", "mfb-cl", "0"), ("lan", "mfb-lan", "0"),
-                                 ("lan-steady", "mfb-lan", "1")):
+        for flow, ns, steady in (("client", "mfb-cl", "new"), ("lan", "mfb-lan", "new"),
+                                 ("lan-steady", "mfb-lan", "steady")):
             proc = subprocess.Popen(
-                ["ip", "netns", "exec", ns, sys.executable, "-u", script, "flow", TARGET, str(PORT),
-                 str(STEP), steady], stdout=subprocess.PIPE, text=True, start_new_session=True)
+                ["ip", "netns", "exec", ns, sys.executable, "-u", HARNESS, "flow", TARGET,
+                 str(PORT), str(STEP), steady],
+                stdout=subprocess.PIPE, text=True, start_new_session=True)
             self.procs["flow-" + flow] = proc
             self.flows[flow] = []
             threading.Thread(target=self._read, args=(proc, self.flows[flow]), daemon=True).start()
@@ -250,8 +223,8 @@ class Bench:
     @staticmethod
     def _read(proc, out):
         for line in proc.stdout:
-            seq, sent, recv, via = line.split()
-            out.append((float(sent), float(recv), UPLINK.get(via, via)))
+            out.extend((sent, recv, UPLINK.get(via, via))
+                       for sent, recv, via in udp_flow.parse(line))
 
     # ------------------------------------------------------------------ measuring
     def replies(self, flow, since):
@@ -276,15 +249,9 @@ class Bench:
         reached = self.wait_via(expect, t0, timeout)
         time.sleep(0.3)
         for flow in self.flows:
-            window = self.replies(flow, t0 - 1.0)
-            sends = [r[0] for r in window] + [time.monotonic()]  # no reply since: outage
-            gaps = [b - a for a, b in zip(sends, sends[1:], strict=False)]
-            outage = max(gaps) - STEP if gaps else float("nan")
-            first = next((r[0] - t0 for r in window if r[0] >= t0 and r[2] == expect
-                          and all(x[2] == expect for x in window if x[0] >= r[0])), None)
+            outage, settled = udp_flow.measure(self.flows[flow], t0, expect, time.monotonic(), STEP)
             print("%-34s %-11s outage %6.2f s   on %s from t+%s%s" % (
-                event, flow, max(outage, 0.0), expect,
-                "%.2f s" % first if first is not None else "never",
+                event, flow, outage, expect, "%.2f s" % settled if settled is not None else "never",
                 "" if reached else "   (NOT REACHED within %d s)" % timeout), flush=True)
         return reached
 
@@ -343,6 +310,8 @@ class Bench:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-failover", action="store_true", help="cjdns alone, for comparison")
+    parser.add_argument("--addresses-from-cjdns", action="store_true",
+                        help="give the service only the gateways' keys, not their addresses")
     parser.add_argument("--client-restarts", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="leave the namespaces for inspection")
     parser.add_argument("--cleanup", action="store_true", help="only remove a kept set-up")

@@ -291,10 +291,16 @@ def test_config_accepts_the_role_s_output():
     ({"gateways": [{"name": "gw1", "address": A}, {"name": "gw2", "address": A}]},
      "same address"),
     ({"up_after": 0}, "at least 1"),
+    ({"gateways": [{"name": "gw1"}]}, "its address or its public_key"),
 ])
 def test_config_refuses_bad_values(change, message):
     with pytest.raises(fo.ConfigError, match=message):
         fo.parse_config({**GOOD, **change})
+
+
+def test_config_address_is_optional_with_a_public_key():
+    cfg = fo.parse_config({**GOOD, "gateways": [{"name": "gw1", "public_key": "k1.k"}]})
+    assert cfg.gateways[0].address is None
 
 
 def test_bencode_round_trip_and_padded_lengths():

@@ -1,0 +1,111 @@
+"""End-to-end tests of meshfleet.mesh.gateway_allocations (controller-side action).
+
+The real ``ansible-playbook`` runs the action for one gateway on the local connection;
+results come from the ``ansible.posix.json`` stdout callback.  Keys are real vectors
+from tests/data/key-vectors.tsv.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[4]
+COLLECTIONS = ROOT / ".build" / "collections"
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+with (ROOT / "tests" / "data" / "key-vectors.tsv").open(newline="") as _handle:
+    VECTORS = list(csv.DictReader(_handle, delimiter="\t"))
+
+PLAYBOOK = """\
+- name: Plan a gateway
+  hosts: gw1
+  gather_facts: false
+  tasks:
+    - name: Allocate
+      meshfleet.mesh.gateway_allocations:
+        path: "{{ alloc_path }}"
+        registry: "{{ registry_path }}"
+        clients: "{{ clients }}"
+        skip_unregistered: "{{ skip | default(false) }}"
+        pools:
+          ipv4: {pool: "{{ pool }}", address: "", pinned: {}, reserved: []}
+          ipv6: {pool: "{{ pool6 | default('') }}", address: "", pinned: {}, reserved: []}
+        gateways: {gw1: {gateway_pool: "{{ pool }}"}}
+        bridge_link_prefix: "{{ link_prefix | default('') }}"
+"""
+
+
+def run(tmp_path, clients, registered, check=False, **extra):
+    registry = {"nodes": {c: {"public_key": VECTORS[i]["public_key"],
+                              "ipv6": VECTORS[i]["ipv6"]}
+                          for i, c in enumerate(registered)}}
+    (tmp_path / "cjdns_registry.yml").write_text(yaml.safe_dump(registry))
+    (tmp_path / "site.yml").write_text(PLAYBOOK)
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n")
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+            "alloc_path": str(tmp_path / "gateway_allocations.yml"),
+            "registry_path": str(tmp_path / "cjdns_registry.yml"),
+            "clients": clients, "pool": "10.99.0.0/24", **extra}
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"gw1": host}}}))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ANSIBLE_", "MESHFLEET_")) and "proxy" not in k.lower()}
+    env.update(ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local-tmp"))
+    command = [str(ANSIBLE_PLAYBOOK), "-i", str(tmp_path / "hosts.yml"),
+               str(tmp_path / "site.yml")] + (["--check"] if check else [])
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["gw1"]
+
+
+def test_allocates_writes_and_returns_allowed_connections(tmp_path):
+    result = run(tmp_path, ["c1", "c2"], ["c1", "c2"])
+    assert result["changed"] and not result.get("failed")
+    clients = result["allocation"]["ipv4"]["clients"]
+    assert [e["ip4Address"] for e in result["allowed_connections"]] == [clients["c1"],
+                                                                         clients["c2"]]
+    assert result["allowed_connections"][0]["publicKey"] == VECTORS[0]["public_key"]
+    stored = yaml.safe_load((tmp_path / "gateway_allocations.yml").read_text())
+    assert stored["gateways"]["gw1"]["ipv4"]["clients"] == clients
+    again = run(tmp_path, ["c1", "c2"], ["c1", "c2"])
+    assert not again["changed"]
+
+
+def test_unregistered_client_fails_before_writing(tmp_path):
+    result = run(tmp_path, ["c1", "c2"], ["c1"])
+    assert result["failed"] and "converge c2 first" in result["msg"]
+    assert not (tmp_path / "gateway_allocations.yml").exists()
+
+
+def test_skip_unregistered_warns_and_keeps_the_address(tmp_path):
+    result = run(tmp_path, ["c1", "c2"], ["c1"], skip=True)
+    assert not result.get("failed") and result["unregistered"] == ["c2"]
+    assert [e["publicKey"] for e in result["allowed_connections"]] == [VECTORS[0]["public_key"]]
+    assert "c2" in result["allocation"]["ipv4"]["clients"]
+    assert any("c2" in w for w in result.get("warnings", []))
+
+
+def test_check_mode_on_a_fresh_fleet_writes_nothing(tmp_path):
+    result = run(tmp_path, ["c1"], [], check=True)
+    assert result["changed"] and not result.get("failed")
+    assert result["allowed_connections"] == []
+    assert any("check mode" in w for w in result.get("warnings", []))
+    assert not (tmp_path / "gateway_allocations.yml").exists()
+
+
+def test_pool_in_the_bridge_link_prefix_is_refused(tmp_path):
+    result = run(tmp_path, ["c1"], ["c1"], link_prefix="fd5e:1a2b:3c4d::/48",
+                 pool6="fd5e:1a2b:3c4d:99::/64")
+    assert result["failed"]
+    assert "gateway_pool6 of gw1 (fd5e:1a2b:3c4d:99::/64) overlaps fd5e:1a2b:3c4d::/48 (the " \
+        "bridge link prefix)" in result["msg"]
+    assert not (tmp_path / "gateway_allocations.yml").exists()

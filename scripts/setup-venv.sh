@@ -15,6 +15,14 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
 fi
 info "creating .venv with the pinned tools (a few minutes the first time)"
 python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -r requirements-dev.txt
+# The package index can fail for a moment: try three times before giving up.
+for attempt in 1 2 3; do
+  if .venv/bin/pip install -q --retries 10 --timeout 60 -r requirements-dev.txt; then
+    break
+  fi
+  [ "$attempt" = 3 ] && die "pip could not install requirements-dev.txt (3 attempts)" \
+    "check that the Python package index is reachable, then rerun"
+  info "pip failed (attempt $attempt of 3); retrying in 20 s"
+  sleep 20
+done
 echo "$want" > "$stamp"

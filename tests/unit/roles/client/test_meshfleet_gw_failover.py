@@ -324,3 +324,46 @@ def test_echo_reply_is_matched_after_the_ip_header():
     assert not fo.is_echo_reply(ip_header + bytes(icmp), 0x1234, 8)
     assert not fo.is_echo_reply(ip_header + fo.echo_request(0x1234, 7), 0x1234, 7)
     assert not fo.is_echo_reply(ip_header[:10], 0x1234, 7)
+
+
+# ---------------------------------------------------------------- reading the TUN
+
+
+def fake_ip(outputs):
+    """Stand in for the `ip` command: argv tuple -> (rc, stdout)."""
+    import subprocess
+
+    def run(args):
+        rc, out = outputs.get(tuple(args), (1, ""))
+        return subprocess.CompletedProcess(["ip", *args], rc, out, "")
+    return run
+
+
+ADDR = ("-j", "addr", "show", "dev", "cjdns0")
+ROUTES = ("-j", "-4", "route", "show", "table", "main", "dev", "cjdns0", "proto", "52")
+
+
+def test_a_tun_without_ipv4_yet_is_there(monkeypatch):
+    # cjdns creates the TUN with its fc00::/8 address; gateways' addresses come later.
+    link = [{"ifindex": 7, "ifname": "cjdns0", "addr_info": [
+        {"family": "inet6", "local": "fc40::1", "prefixlen": 8}]}]
+    monkeypatch.setattr(fo, "ip", fake_ip({ADDR: (0, fo.json.dumps(link)), ROUTES: (0, "[]")}))
+    tun = fo.read_tun("cjdns0")
+    assert tun is not None and tun.ifindex == 7 and tun.addresses == [] and tun.routes == []
+
+
+def test_tun_addresses_in_kernel_order_and_cjdns_routes(monkeypatch):
+    link = [{"ifindex": 7, "addr_info": [
+        {"family": "inet", "local": B, "prefixlen": 32},
+        {"family": "inet6", "local": "fc40::1", "prefixlen": 8},
+        {"family": "inet", "local": A, "prefixlen": 32}]}]
+    routes = [{"dst": "0.0.0.0/1", "scope": "link", "prefsrc": B}]
+    monkeypatch.setattr(fo, "ip", fake_ip({ADDR: (0, fo.json.dumps(link)),
+                                           ROUTES: (0, fo.json.dumps(routes))}))
+    tun = fo.read_tun("cjdns0")
+    assert tun.addresses == [fo.Addr(B), fo.Addr(A)] and tun.routes == routes
+
+
+def test_no_tun(monkeypatch):
+    monkeypatch.setattr(fo, "ip", fake_ip({}))
+    assert fo.read_tun("cjdns0") is None

@@ -58,6 +58,18 @@ def ipv6_global(host, dev):
 
 
 def fetch(host, url, timeout=5):
-    """GET ``url`` from ``host``: (rc, body) ; gw-inet answers with the source it sees."""
+    """GET ``url`` from ``host``: (rc, body); gw-inet answers with the source it sees."""
     out = host.run("curl -sS -g --max-time %d %s" % (timeout, url))
     return out.rc, out.stdout.strip()
+
+
+def fetch_until_answered(host, url, seconds):
+    """Retry :func:`fetch` until it gets an answer or ``seconds`` pass:
+    (rc, body, seconds waited)."""
+    started = time.monotonic()
+    while True:
+        rc, body = fetch(host, url)
+        waited = time.monotonic() - started
+        if rc == 0 or waited > seconds:
+            return rc, body, round(waited, 1)
+        time.sleep(1)

@@ -4,7 +4,19 @@ Internet host through it (testinfra, on the clients)."""
 import re
 
 import pytest
-from gwtest import CLIENTS, GATEWAY, INET, INET6, PORT, TUN, allocations, fetch, other, wait_for
+from gwtest import (
+    CLIENTS,
+    GATEWAY,
+    INET,
+    INET6,
+    PORT,
+    TUN,
+    allocations,
+    fetch,
+    fetch_until_answered,
+    other,
+    wait_for,
+)
 from meshtest import cjdns_conf, hostname, real_daemon, registry
 
 testinfra_hosts = CLIENTS
@@ -47,9 +59,10 @@ def test_reaches_the_internet_through_the_gateway_nat(host, allocated, request):
     uplink = other(request, GATEWAY).interface("uplink").addresses[0]
     # side_effect restarted the gateway's cjdroute (a client was added): a client with a
     # session from before gets traffic through again only after cjdns' 60 s session reset.
-    got = wait_for(lambda: fetch(host, "http://%s:%d/" % (inet, PORT)), 150, 1)
-    assert got[0] == 0, "no answer from the Internet host through the gateway"
-    assert got[1] == uplink
+    rc, body, waited = fetch_until_answered(host, "http://%s:%d/" % (inet, PORT), 150)
+    assert rc == 0, "no answer from the Internet host through the gateway in %s s" % waited
+    print("%s: first answer through the gateway after %s s" % (hostname(host), waited))
+    assert body == uplink
     # The way out is the tunnel, not the mesh LAN.
     assert "dev %s" % TUN in host.check_output("ip -4 route get %s" % inet)
 
@@ -57,8 +70,8 @@ def test_reaches_the_internet_through_the_gateway_nat(host, allocated, request):
 @REAL
 def test_reaches_the_internet_over_routed_ipv6(host, allocated):
     """IPv6 is routed, not translated: the Internet host sees the client's own address."""
-    got = wait_for(lambda: fetch(host, "http://[%s]:%d/" % (INET6, PORT)), 150, 1)
-    assert got == (0, allocated[1])
+    rc, body, waited = fetch_until_answered(host, "http://[%s]:%d/" % (INET6, PORT), 150)
+    assert (rc, body) == (0, allocated[1]), "no answer in %s s" % waited
 
 
 @REAL

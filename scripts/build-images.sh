@@ -19,7 +19,8 @@ PACKAGES=(systemd systemd-sysv dbus python3 python3-apt iproute2 iputils-ping pr
           nftables kmod ca-certificates iperf3 tcpdump netcat-openbsd sudo curl
           iw wpasupplicant wireless-regdb)
 
-recipe_hash=$(cat "$0" "$here/lib.sh" | sha256sum | cut -c1-12)
+# The tag follows the recipe (this script and what runs in the new root), nothing else.
+recipe_hash=$(cat "$0" "$here/image-finish.sh" | sha256sum | cut -c1-12)
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(bookworm trixie)
 

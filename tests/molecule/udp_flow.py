@@ -73,12 +73,13 @@ def measure(replies, t0, expect, now, step):
 
     outage: the longest time without a reply around the event, measured between the
     send times of consecutive answered datagrams from one second before t0 until now
-    (no reply since: the time since the last one), less one step.
+    (no reply since: the time since the last one; none at all: that whole time), less
+    one step.
     settled: from t0 until the first datagram from which on every reply came via
     `expect`; None if that has not happened.
     """
     window = sorted(r for r in replies if r[0] >= t0 - 1.0)
-    sends = [r[0] for r in window] + [now]
+    sends = [t0 - 1.0] + [r[0] for r in window] + [now]
     outage = max(b - a for a, b in zip(sends, sends[1:], strict=False)) - step
     settled = None
     for i, reply in enumerate(window):

@@ -18,7 +18,10 @@ from meshtest import cjdns_conf, real_daemon, registry
 REAL = pytest.mark.skipif(not real_daemon(), reason="needs the real daemon (CJDNS_ARTIFACT)")
 GATEWAYS = ["cl-gw1", "cl-gw2"]
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
+# Measured outages are kept here (git-ignored), since Molecule prunes its own directory.
+REPORT = Path(__file__).resolve().parents[3] / ".build" / "reports" / "client-failover.json"
 STEP = 0.05  # seconds between the flows' datagrams
+LAN = "10.77.0.0/24"  # client_lan_prefix: namespace lanhost inside cl-client (prepare.yml)
 
 
 def node(name):
@@ -107,7 +110,7 @@ def test_gateways_run_no_failover_service():
 
 def test_lan_is_masqueraded_out_of_the_tun_only():
     client = node("cl-client")
-    lan = str(ipv4("cl-client", "lan")[1].network)
+    lan = LAN
     nat = client.check_output("nft list chain inet meshfleet postrouting")
     masquerades = [line.strip() for line in nat.splitlines() if "masquerade" in line]
     # Only the LAN's prefix: the failover's probes leave with their gateway's address.
@@ -117,7 +120,7 @@ def test_lan_is_masqueraded_out_of_the_tun_only():
 
 def test_only_the_lan_to_the_tunnel_is_forwarded():
     client = node("cl-client")
-    lan = str(ipv4("cl-client", "lan")[1].network)
+    lan = LAN
     forward = client.check_output("nft list chain inet meshfleet forward")
     assert "policy drop;" in forward
     rules = [line.strip().split(" comment")[0] for line in forward.splitlines()
@@ -158,26 +161,29 @@ def test_tun_carries_every_issued_address_the_primary_first():
 
 
 class Flows:
-    """UDP flows from the client and from its LAN host to cl-inet (tests/molecule/udp_flow.py)."""
+    """UDP flows to cl-inet (tests/molecule/udp_flow.py), a new socket per datagram: from
+    the client itself, and from the LAN host behind it (masqueraded by the client)."""
 
-    SOURCES = ["cl-client", "cl-lanhost"]
+    SOURCES = {"client": "", "lanhost": "ip netns exec lanhost "}
 
     def __init__(self):
+        self.client = node("cl-client")
         self.inet = ipv4("cl-inet", "uplink")[0]
         self.via = {ipv4(gw, "uplink")[0]: gw for gw in GATEWAYS}
-        for name in self.SOURCES:
-            node(name).run("systemctl stop mft-flow; systemctl reset-failed mft-flow; "
-                           "rm -f /run/mft-flow.log")
-            node(name).check_output(
-                "systemd-run --unit=mft-flow -p StandardOutput=file:/run/mft-flow.log "
-                "/usr/bin/python3 -u /usr/local/bin/udp-flow flow %s 9000 %s" % (self.inet, STEP))
+        for name, prefix in self.SOURCES.items():
+            unit = "mft-flow-" + name
+            self.client.run("systemctl stop %s; systemctl reset-failed %s; rm -f /run/%s.log"
+                            % (unit, unit, unit))
+            self.client.check_output(
+                "systemd-run --unit=%s -p StandardOutput=file:/run/%s.log %s/usr/bin/python3 -u "
+                "/usr/local/bin/udp-flow flow %s 9000 %s" % (unit, unit, prefix, self.inet, STEP))
 
     def stop(self):
         for name in self.SOURCES:
-            node(name).run("systemctl stop mft-flow")
+            self.client.run("systemctl stop mft-flow-" + name)
 
     def replies(self, name):
-        text = node(name).file("/run/mft-flow.log").content_string
+        text = self.client.file("/run/mft-flow-%s.log" % name).content_string
         return [(sent, recv, self.via.get(via, via)) for sent, recv, via in udp_flow.parse(text)]
 
     def wait_via(self, gateway, since, timeout):
@@ -208,7 +214,7 @@ def gateway_states():
 
 
 @REAL
-def test_traffic_fails_over_and_back_and_the_internet_sees_the_right_gateway():
+def test_traffic_fails_over_and_back_and_the_internet_sees_the_right_gateway(capsys):
     """The issue's acceptance sequence. Times are measured from the event to the first
     datagram from which on every reply came through the expected gateway."""
     gw1, client = node("cl-gw1"), node("cl-client")
@@ -249,8 +255,15 @@ def test_traffic_fails_over_and_back_and_the_internet_sees_the_right_gateway():
         flows.stop()
         gw1.run("systemctl start cjdns; ip link set uplink up; "
                 "ip route replace default via %s dev uplink" % inet)
-        (EPHEMERAL / "failover-outages.json").write_text(json.dumps(results, indent=1))
-        print(json.dumps(results, indent=1))
+        REPORT.parent.mkdir(parents=True, exist_ok=True)
+        REPORT.write_text(json.dumps(results, indent=1))
+        with capsys.disabled():
+            print("\nmeasured (also in %s):" % REPORT)
+            for name, r in results.items():
+                print("  %-28s %s" % (name, ", ".join(
+                    "%s: out %.2f s, on %s after %s s" % (
+                        flow, f["outage_s"], r["expect"], f["on_expected_after_s"])
+                    for flow, f in r["flows"].items())))
     log = client.check_output("journalctl -u meshfleet-gw-failover --no-pager -o cat")
     assert "using gateway cl-gw2 (%s): cl-gw1 is down (2 failed rounds)" % issued("cl-gw2") in log
     assert ("using gateway cl-gw1 (%s): cl-gw1 is healthy again (3 good rounds)"

@@ -367,3 +367,36 @@ def test_tun_addresses_in_kernel_order_and_cjdns_routes(monkeypatch):
 def test_no_tun(monkeypatch):
     monkeypatch.setattr(fo, "ip", fake_ip({}))
     assert fo.read_tun("cjdns0") is None
+
+
+def test_every_probe_round_is_a_new_flow_for_conntrack(monkeypatch):
+    """One ICMP id for ever would let a gateway's stale conntrack entry (made before its
+    masquerade rule, say) live on, refreshed by the probes themselves."""
+    sent = []
+
+    class FakeSocket:
+        def __init__(self, *args):
+            pass
+
+        def setsockopt(self, *args):
+            pass
+
+        def bind(self, address):
+            pass
+
+        def sendto(self, packet, address):
+            sent.append(struct.unpack_from("!BBHHH", packet)[3])
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(fo.socket, "socket", FakeSocket)
+    monkeypatch.setattr(fo.select, "select", lambda r, w, x, t: ([], [], []))
+    prober = fo.Prober(fo.parse_config(GOOD), lambda fd: None)
+    ids = set()
+    for _ in range(20):
+        sent.clear()
+        assert prober.run([A, B], [], 0.0) == set()
+        assert len(set(sent)) == 1  # one id within a round, for every gateway
+        ids.add(sent[0])
+    assert len(ids) > 15

@@ -12,6 +12,7 @@ import yaml
 from ansible_collections.meshfleet.mesh.plugins.module_utils.addressing import link_plan
 
 SCENARIO = Path(__file__).resolve().parents[1]
+ROOT = SCENARIO.parents[1]
 INVENTORY = yaml.safe_load((SCENARIO / "inventory" / "hosts.yml").read_text())
 VARS = INVENTORY["all"]["vars"]
 LINKS = VARS["bridge_links"]
@@ -104,8 +105,12 @@ def wait_for(check, seconds, interval=1.0):
 
 
 def record(name, text):
-    """Keep a measurement beside the scenario's state and print it (pytest -s / -rA)."""
-    directory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    """Keep a measurement in .build/reports/bridge-NAME.txt (Molecule removes its own
+    state directory at destroy) and print it (pytest -s / -rA)."""
+    directory = ROOT / ".build" / "reports"
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    suite = os.environ.get("MESHFLEET_TEST_SUITE", "bookworm")
     with open(directory / ("bridge-%s.txt" % name), "a") as handle:
-        handle.write(text + "\n")
+        handle.write("%s %s %s\n" % (stamp, suite, text))
     print(text)

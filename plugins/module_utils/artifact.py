@@ -3,7 +3,8 @@
 """Install a cjdroute binary from an operator-supplied artifact.
 
 Shared by the ``meshfleet.mesh.cjdns_install`` module (node side) and its action plugin
-(controller side).  Standard library only, so it runs on any managed node.
+(controller side).  Standard library only (besides this collection's ``statefile``), so
+it runs on any managed node.
 
 An artifact is one of:
 
@@ -35,6 +36,8 @@ import struct
 import subprocess
 import tarfile
 import tempfile
+
+from ansible_collections.meshfleet.mesh.plugins.module_utils.statefile import atomic_write
 
 __all__ = [
     "ARCHITECTURES",
@@ -506,27 +509,10 @@ def _remove_dirs(created):
             break
 
 
-def _write_atomic(path, data, mode):
-    parent = os.path.dirname(os.path.abspath(path))
-    _makedirs(parent)
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix="." + os.path.basename(path) + ".")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            if _want_root():
-                os.fchown(handle.fileno(), 0, 0)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_state(state_file, state):
-    data = json.dumps(state, indent=2, sort_keys=True) + "\n"
-    _write_atomic(state_file, data.encode("utf-8"), STATE_MODE)
+    _makedirs(os.path.dirname(os.path.abspath(state_file)))
+    atomic_write(state_file, json.dumps(state, indent=2, sort_keys=True) + "\n",
+                 mode=STATE_MODE, root_owned=True)
 
 
 def _stage_binary(binary, dest):

@@ -1,13 +1,19 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Controller-side state files beside the inventory: one lock, one atomic write.
+"""Files the collection writes: one atomic write, secret files, controller state files.
 
-The key registry (``registry.py``) and the gateways' client allocations
-(``gateway.py``) are YAML files that several forks may read-modify-write at once.
-Both use the same two primitives: :func:`locked` serialises the read-modify-write with
-an ``flock`` on a hidden lock file next to the state file, and :func:`atomic_write`
-replaces the file in one ``rename`` so a reader never sees half a file.  Used on the
-controller only.
+:func:`atomic_write` is the one way the collection replaces a file: a temporary file
+beside it, given its mode (and owner) before anything is written, flushed to disk and
+then renamed over it, so a reader never sees half a file or a file with a wider mode.
+Modules on the nodes write their secrets (the private key, ``cjdroute.conf``) with
+:func:`write_secret`, which moves the file with ``AnsibleModule.atomic_move``.
+
+On the controller, the key registry (``registry.py``) and the gateways' client
+allocations (``gateway.py``) are YAML files beside the inventory that several forks may
+read-modify-write at once: :func:`locked` serialises that with an ``flock`` on a hidden
+lock file next to the state file.
+
+Standard library only: the nodes import this file too.
 """
 
 from __future__ import annotations
@@ -15,7 +21,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import tempfile
+
+SECRET_MODE = 0o600
+SECRET_DIR_MODE = 0o700
 
 
 @contextlib.contextmanager
@@ -31,17 +41,69 @@ def locked(path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def atomic_write(path, text, mode=0o644, prefix=None):
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+def atomic_write(path, data, mode=0o644, prefix=None, root_owned=False, move=os.replace):
+    """Replace ``path`` with ``data`` (str, written as UTF-8, or bytes) in one rename.
+
+    The temporary file (``prefix`` + random, default ``.<name>.``) is created in the
+    directory of ``path``, which must exist, and gets ``mode`` (and, with ``root_owned``
+    when running as root, root:root) before ``data`` is written; it is fsynced, then
+    ``move(temporary, path)`` puts it in place.  Nothing is left behind on failure.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory,
                                prefix=prefix or "." + os.path.basename(path) + ".")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            if root_owned and os.geteuid() == 0:
+                os.fchown(handle.fileno(), 0, 0)
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        move(tmp, path)
+    finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+
+
+def write_secret(module, path, data, prefix=None):
+    """Write a file that only root may read (0600, root:root when running as root) on a
+    node, through :func:`atomic_write` and ``module.atomic_move`` (which gives the file the
+    SELinux context its path should have).  A missing parent directory is made 0700.
+    """
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        os.makedirs(parent, SECRET_DIR_MODE)
+        os.chmod(parent, SECRET_DIR_MODE)
+
+    def move(src, dest):
+        # atomic_move gives a new file 0666 & ~umask, and by default copies the mode of
+        # the file it replaces: either way the secret would be readable by others until a
+        # later chmod.  Keep the temporary file's 0600 instead.
+        old_umask = os.umask(0o077)
+        try:
+            module.atomic_move(src, dest, keep_dest_attrs=False)
+        finally:
+            os.umask(old_umask)
+
+    atomic_write(path, data, mode=SECRET_MODE, prefix=prefix, root_owned=True, move=move)
+    fix_secret_attributes(path)
+
+
+def secret_attributes_wrong(path):
+    """``path`` exists but is not mode 0600 or (when running as root) not root:root."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if stat.S_IMODE(st.st_mode) != SECRET_MODE:
+        return True
+    return os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0)
+
+
+def fix_secret_attributes(path):
+    """Mode 0600 and, when running as root, owner root:root."""
+    os.chmod(path, SECRET_MODE)
+    if os.geteuid() == 0:
+        os.chown(path, 0, 0)
+

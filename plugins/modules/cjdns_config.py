@@ -87,10 +87,7 @@ summary:
 """
 
 import json
-import os
 import secrets
-import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import (
@@ -105,6 +102,11 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns_config import
     merge_parts,
     redact,
     validate_config,
+)
+from ansible_collections.meshfleet.mesh.plugins.module_utils.statefile import (
+    fix_secret_attributes,
+    secret_attributes_wrong,
+    write_secret,
 )
 
 
@@ -139,23 +141,6 @@ def _summary(conf):
         "allowed_connections": len(tunnel.get("allowedConnections", [])),
         "outgoing_connections": len(tunnel.get("outgoingConnections", [])),
     }
-
-
-def _attributes_wrong(path):
-    """The live file exists but is not mode 0600 (or, as root, not owned by root)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    if stat.S_IMODE(st.st_mode) != 0o600:
-        return True
-    return os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0)
-
-
-def _fix_attributes(path):
-    os.chmod(path, 0o600)
-    if os.geteuid() == 0:
-        os.chown(path, 0, 0)
 
 
 def main():
@@ -207,11 +192,11 @@ def main():
 
     result = dict(changed=current != conf, path=path, public_key=public_key, ipv6=ipv6,
                   summary=_summary(conf))
-    if not result["changed"] and _attributes_wrong(path):
+    if not result["changed"] and secret_attributes_wrong(path):
         # Same content, but the file holding the private key is readable by others.
         result["changed"] = True
         if not module.check_mode:
-            _fix_attributes(path)
+            fix_secret_attributes(path)
         module.exit_json(**result)
     if result["changed"] and module._diff:
         result["diff"] = dict(
@@ -220,27 +205,8 @@ def main():
             if current is not None else "",
             after=json.dumps(redact(conf), indent=2, sort_keys=True) + "\n")
     if result["changed"] and not module.check_mode:
-        directory = os.path.dirname(path)
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o700)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".cjdroute.conf.")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                os.fchmod(handle.fileno(), 0o600)
-                json.dump(conf, handle, indent=2, sort_keys=True)
-                handle.write("\n")
-            # atomic_move gives a new file 0666 & ~umask, and by default copies the mode of
-            # the file it replaces: either way the private key would be readable by others
-            # until the chmod below.  Keep the temp file's 0600 instead.
-            old_umask = os.umask(0o077)
-            try:
-                module.atomic_move(tmp, path, keep_dest_attrs=False)
-            finally:
-                os.umask(old_umask)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        _fix_attributes(path)
+        write_secret(module, path, json.dumps(conf, indent=2, sort_keys=True) + "\n",
+                     prefix=".cjdroute.conf.")
     module.exit_json(**result)
 
 

@@ -121,8 +121,6 @@ check_mode_pending:
 """
 
 import os
-import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
@@ -133,15 +131,13 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import (
     ipv6_from_public_key,
     public_key_from_private,
 )
+from ansible_collections.meshfleet.mesh.plugins.module_utils.statefile import (
+    fix_secret_attributes,
+    secret_attributes_wrong,
+    write_secret,
+)
 
-FILE_MODE = 0o600
-DIR_MODE = 0o700
 MAX_READ = 4096
-
-
-def _want_root():
-    """Ownership can only be set to root:root when running as root."""
-    return os.geteuid() == 0
 
 
 def _read_key(module, path):
@@ -167,45 +163,6 @@ def _address_of(private_hex):
     return ipv6_from_public_key(public_key_from_private(private_hex))
 
 
-def _attributes_wrong(path):
-    st = os.stat(path)
-    if stat.S_IMODE(st.st_mode) != FILE_MODE:
-        return True
-    return _want_root() and (st.st_uid, st.st_gid) != (0, 0)
-
-
-def _fix_attributes(path):
-    os.chmod(path, FILE_MODE)
-    if _want_root():
-        os.chown(path, 0, 0)
-
-
-def _write_key(module, path, private_hex):
-    """Write the key atomically: temp file (0600) in the same directory, then move."""
-    parent = os.path.dirname(path) or "."
-    if not os.path.isdir(parent):
-        os.makedirs(parent, DIR_MODE)
-        os.chmod(parent, DIR_MODE)
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=".cjdns-private-key.")
-    try:
-        os.fchmod(fd, FILE_MODE)
-        if _want_root():
-            os.fchown(fd, 0, 0)
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(private_hex + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        old_umask = os.umask(0o077)  # atomic_move applies 0666 & ~umask to a new file
-        try:
-            module.atomic_move(tmp, path, keep_dest_attrs=False)
-        finally:
-            os.umask(old_umask)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    _fix_attributes(path)
-
-
 def ensure_keypair(module):
     """Bring the key file to the wanted state; return the result dict (no private key)."""
     path = module.params["path"]
@@ -228,10 +185,10 @@ def ensure_keypair(module):
     if stored is not None and (supplied is None or supplied == stored):
         # Keep the stored key; only correct mode and owner.
         key = stored
-        if _attributes_wrong(path):
+        if secret_attributes_wrong(path):
             result["changed"] = True
             if not module.check_mode:
-                _fix_attributes(path)
+                fix_secret_attributes(path)
     else:
         if stored is not None and not force:
             module.fail_json(
@@ -258,7 +215,7 @@ def ensure_keypair(module):
             result["generated"] = True
         if not module.check_mode:
             try:
-                _write_key(module, path, key)
+                write_secret(module, path, key + "\n", prefix=".cjdns-private-key.")
             except OSError as exc:
                 module.fail_json(msg=f"cannot write {path}: {to_native(exc)}", **result)
 

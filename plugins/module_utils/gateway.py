@@ -35,6 +35,7 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.addressing import (
 )
 from ansible_collections.meshfleet.mesh.plugins.module_utils.statefile import (
     atomic_write,
+    load_mapping,
     locked,
 )
 
@@ -183,19 +184,7 @@ def _gateway_address(family, network, value, host):
 
 def load(path):
     """``{gateway: {family: {pool, address, clients}}}`` from ``path`` ({} when missing)."""
-    try:
-        with open(path) as handle:
-            data = yaml.safe_load(handle)
-    except FileNotFoundError:
-        return {}
-    except yaml.YAMLError as exc:
-        raise GatewayError("gateway allocations %s are not valid YAML: %s" % (path, exc)) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict) or not isinstance(data.get("gateways") or {}, dict):
-        raise GatewayError("gateway allocations %s must be a mapping with a 'gateways' mapping"
-                           % path)
-    gateways = data.get("gateways") or {}
+    gateways = load_mapping(path, "gateway allocations", "gateways", GatewayError)
     for name, entry in gateways.items():
         if not isinstance(entry, dict) or not all(
                 isinstance(v, dict) and isinstance(v.get("clients", {}), dict)

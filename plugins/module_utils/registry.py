@@ -23,6 +23,7 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import (
 )
 from ansible_collections.meshfleet.mesh.plugins.module_utils.statefile import (
     atomic_write,
+    load_mapping,
     locked,
 )
 
@@ -41,22 +42,7 @@ class RegistryError(ValueError):
 
 def load(path):
     """Return ``{host: {public_key, ipv6}}`` from ``path`` ({} when it does not exist)."""
-    try:
-        with open(path) as handle:
-            data = yaml.safe_load(handle)
-    except FileNotFoundError:
-        return {}
-    except yaml.YAMLError as exc:
-        raise RegistryError("key registry %s is not valid YAML: %s" % (path, exc)) from None
-    except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, binary
-        raise RegistryError("key registry %s cannot be read: %s"
-                            % (path, getattr(exc, "strerror", None) or exc)) from None
-    if data is None:
-        return {}
-    # "nodes:" with nothing under it (every host removed by hand) is an empty registry.
-    if not isinstance(data, dict) or not isinstance(data.get("nodes") or {}, dict):
-        raise RegistryError("key registry %s must be a mapping with a 'nodes' mapping" % path)
-    nodes = data.get("nodes") or {}
+    nodes = load_mapping(path, "key registry", "nodes", RegistryError)
     for host, entry in nodes.items():
         if not isinstance(entry, dict) or "public_key" not in entry:
             raise RegistryError("key registry %s: node %r has no public_key" % (path, host))

@@ -11,9 +11,10 @@ Modules on the nodes write their secrets (the private key, ``cjdroute.conf``) wi
 On the controller, the key registry (``registry.py``) and the gateways' client
 allocations (``gateway.py``) are YAML files beside the inventory that several forks may
 read-modify-write at once: :func:`locked` serialises that with an ``flock`` on a hidden
-lock file next to the state file.
+lock file next to the state file, and :func:`load_mapping` reads one.
 
-Standard library only: the nodes import this file too.
+Standard library only at import time: the nodes import this file too (PyYAML is needed
+by :func:`load_mapping` alone, which runs on the controller).
 """
 
 from __future__ import annotations
@@ -107,3 +108,29 @@ def fix_secret_attributes(path):
     if os.geteuid() == 0:
         os.chown(path, 0, 0)
 
+
+def load_mapping(path, what, key, error):
+    """The mapping under ``key`` in the YAML file ``path``.
+
+    ``{}`` when the file does not exist, is empty or has nothing under ``key``.  A file
+    that cannot be read or parsed, or is not a mapping with a ``key`` mapping, raises
+    ``error`` (an exception class) with a message naming ``what`` and ``path``.
+    """
+    import yaml  # controller only: the nodes need not have PyYAML for the rest
+
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        return {}
+    except yaml.YAMLError as exc:
+        raise error("%s %s is not valid YAML: %s" % (what, path, exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, binary
+        raise error("%s %s cannot be read: %s"
+                    % (what, path, getattr(exc, "strerror", None) or exc)) from None
+    if data is None:
+        return {}
+    # "key:" with nothing under it (every entry removed by hand) is an empty mapping.
+    if not isinstance(data, dict) or not isinstance(data.get(key) or {}, dict):
+        raise error("%s %s must be a mapping with a %r mapping" % (what, path, key))
+    return data.get(key) or {}

@@ -213,6 +213,9 @@ def test_bad_state_file(tmp_path):
     path.write_text("gateways: {gw1: [1, 2]}\n")
     with pytest.raises(gateway.GatewayError, match="malformed"):
         run(path, ["c1"])
+    with pytest.raises(gateway.GatewayError) as info:
+        gateway.load(str(tmp_path))  # a directory
+    assert str(info.value) == "gateway allocations %s cannot be read: Is a directory" % tmp_path
 
 
 # ------------------------------------------------------------------- registry

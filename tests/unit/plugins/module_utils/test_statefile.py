@@ -1,5 +1,5 @@
-"""Tests for plugins/module_utils/statefile.py: the one atomic write and secret files on
-the nodes."""
+"""Tests for plugins/module_utils/statefile.py: the one atomic write, secret files on the
+nodes, and the loader of the controller's YAML state files."""
 
 from __future__ import annotations
 
@@ -142,3 +142,46 @@ def test_secret_attributes(tmp_path):
     assert statefile.secret_attributes_wrong(str(path)) is (
         os.geteuid() == 0 and (path.stat().st_uid, path.stat().st_gid) != (0, 0))
 
+
+# ------------------------------------------------------------------------ load_mapping
+
+
+def load(path):
+    return statefile.load_mapping(str(path), "test state", "items", Refused)
+
+
+@pytest.mark.parametrize("text", [None, "", "# only a comment\n", "items:\n", "items: {}\n"])
+def test_missing_or_empty_is_an_empty_mapping(tmp_path, text):
+    path = tmp_path / "state.yml"
+    if text is not None:
+        path.write_text(text)
+    assert load(path) == {}
+
+
+def test_the_mapping_under_the_key(tmp_path):
+    path = tmp_path / "state.yml"
+    path.write_text("items: {a: {x: 1}}\nother: 2\n")
+    assert load(path) == {"a": {"x": 1}}
+
+
+@pytest.mark.parametrize("content, message", [
+    ("items: [unclosed\n", "test state {path} is not valid YAML: "),
+    ("- a\n", "test state {path} must be a mapping with a 'items' mapping"),
+    ("items: [a]\n", "test state {path} must be a mapping with a 'items' mapping"),
+    (b"items: \xff\xfe\n", "test state {path} cannot be read: "),
+])
+def test_bad_files_raise_the_callers_error_naming_them(tmp_path, content, message):
+    path = tmp_path / "state.yml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(Refused) as info:
+        load(path)
+    assert str(info.value).startswith(message.format(path=path))
+
+
+def test_unreadable_path(tmp_path):
+    with pytest.raises(Refused) as info:
+        load(tmp_path)
+    assert str(info.value) == "test state %s cannot be read: Is a directory" % tmp_path

@@ -2,7 +2,6 @@
 
 import hashlib
 import ipaddress
-import json
 import os
 import time
 from pathlib import Path
@@ -61,37 +60,12 @@ def nft_counter(host, rule_start):
     raise AssertionError("no counted rule starting with %r in:\n%s" % (rule_start, out))
 
 
-_PEER_STATS = r"""
-import json, socket
-def dec(d, i=0):
-    c = d[i:i + 1]
-    if c == b"i":
-        e = d.index(b"e", i)
-        return int(d[i + 1:e]), e + 1
-    if c in (b"l", b"d"):
-        i, out = i + 1, []
-        while d[i:i + 1] != b"e":
-            v, i = dec(d, i)
-            out.append(v)
-        return (out if c == b"l" else dict(zip(out[::2], out[1::2]))), i + 1
-    colon = d.index(b":", i)
-    n = int(d[i:colon])  # replies may zero-pad lengths
-    return d[colon + 1:colon + 1 + n].decode("utf-8", "replace"), colon + 1 + n
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(3)
-s.sendto(b"d1:q29:InterfaceController_peerStats4:txid2:u1e", ("127.0.0.1", 11234))
-print(json.dumps(dec(s.recv(65535))[0]))
-"""
-
-
 def peer_stats(host):
-    """cjdroute's InterfaceController_peerStats (no authentication needed)."""
-    out = host.check_output("python3 -c %s" % _quote(_PEER_STATS))
-    return json.loads(out)["peers"]
-
-
-def _quote(text):
-    return "'" + text.replace("'", "'\"'\"'") + "'"
+    """cjdroute's InterfaceController_peerStats (every page), asked on ``host`` through the
+    collection's own admin API client, the meshfleet.mesh.cjdns_admin module."""
+    result = host.ansible("meshfleet.mesh.cjdns_admin",
+                          "function=InterfaceController_peerStats all_pages=peers", check=False)
+    return result["reply"]
 
 
 def wait_for(check, seconds, interval=1.0):

@@ -2,8 +2,10 @@
 
 import json
 import os
+import time
 from pathlib import Path
 
+import testinfra
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,3 +30,22 @@ def cjdns_conf(host):
 
 def hostname(host):
     return host.backend.get_hostname()
+
+
+def other(request, name):
+    """A testinfra host for another container of the scenario."""
+    return testinfra.get_host(
+        name,
+        connection=request.config.option.connection,
+        ansible_inventory=request.config.option.ansible_inventory,
+    )
+
+
+def wait_for(check, seconds, interval=1.0):
+    """Call check() until it returns a truthy value or the time is up; return the last value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

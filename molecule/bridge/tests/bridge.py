@@ -6,7 +6,6 @@ import os
 import time
 from pathlib import Path
 
-import testinfra
 import yaml
 from ansible_collections.meshfleet.mesh.plugins.module_utils.addressing import link_plan
 
@@ -36,15 +35,6 @@ def fleet_prefix():
     return ipaddress.IPv6Network((b"\xfd" + digest[:5] + bytes(10), 48))
 
 
-def other(request, name):
-    """A testinfra host for another container of the scenario."""
-    return testinfra.get_host(
-        name,
-        connection=request.config.option.connection,
-        ansible_inventory=request.config.option.ansible_inventory,
-    )
-
-
 def global_v6(host, dev):
     out = host.check_output("ip -6 -o addr show dev %s scope global" % dev)
     return {line.split()[3] for line in out.splitlines()}
@@ -66,16 +56,6 @@ def peer_stats(host):
     result = host.ansible("meshfleet.mesh.cjdns_admin",
                           "function=InterfaceController_peerStats all_pages=peers", check=False)
     return result["reply"]
-
-
-def wait_for(check, seconds, interval=1.0):
-    """Call check() until it returns a truthy value or the time is up; return the last value."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def record(name, text):

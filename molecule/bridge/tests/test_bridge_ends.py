@@ -14,11 +14,9 @@ from bridge import (
     fleet_prefix,
     global_v6,
     nft_counter,
-    other,
     peer_stats,
-    wait_for,
 )
-from meshtest import cjdns_conf, hostname, real_daemon, registry
+from meshtest import cjdns_conf, hostname, other, real_daemon, registry, wait_for
 
 testinfra_hosts = sorted(ENDS)
 REAL = pytest.mark.skipif(not real_daemon(), reason="needs the real daemon (CJDNS_ARTIFACT)")

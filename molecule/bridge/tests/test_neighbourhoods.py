@@ -4,8 +4,8 @@ through the bridge link, and nothing of the bridge lands on them (testinfra)."""
 import re
 
 import pytest
-from bridge import NEIGHBOUR, UNIT, fleet_prefix, other, record, wait_for
-from meshtest import hostname, real_daemon, registry
+from bridge import NEIGHBOUR, UNIT, fleet_prefix, record
+from meshtest import hostname, other, real_daemon, registry, wait_for
 
 testinfra_hosts = sorted(node for node, _ in NEIGHBOUR.values())
 REAL = pytest.mark.skipif(not real_daemon(), reason="needs the real daemon (CJDNS_ARTIFACT)")

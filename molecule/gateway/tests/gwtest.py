@@ -5,7 +5,6 @@ import os
 import time
 from pathlib import Path
 
-import testinfra
 import yaml
 
 GATEWAY = "gw-gw1"
@@ -25,25 +24,6 @@ def allocations():
     """The gateway's allocation as the controller keeps it: {family: {pool, address, clients}}."""
     path = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "gateway_allocations.yml"
     return yaml.safe_load(path.read_text())["gateways"][GATEWAY]
-
-
-def other(request, name):
-    """A testinfra host for another container of the scenario."""
-    return testinfra.get_host(
-        name,
-        connection=request.config.option.connection,
-        ansible_inventory=request.config.option.ansible_inventory,
-    )
-
-
-def wait_for(check, seconds, step=1.0):
-    """Poll ``check`` until it returns true or ``seconds`` pass; return its last result."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(step)
 
 
 def ipv4(host, dev):

@@ -14,10 +14,8 @@ from gwtest import (
     allocations,
     fetch,
     fetch_until_answered,
-    other,
-    wait_for,
 )
-from meshtest import cjdns_conf, hostname, real_daemon, registry
+from meshtest import cjdns_conf, hostname, other, real_daemon, registry, wait_for
 
 testinfra_hosts = CLIENTS
 REAL = pytest.mark.skipif(not real_daemon(), reason="needs the real daemon (CJDNS_ARTIFACT)")

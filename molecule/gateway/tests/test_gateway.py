@@ -14,9 +14,8 @@ from gwtest import (
     allocations,
     ipv4,
     ipv6_global,
-    wait_for,
 )
-from meshtest import cjdns_conf, registry
+from meshtest import cjdns_conf, registry, wait_for
 
 testinfra_hosts = [GATEWAY]
 

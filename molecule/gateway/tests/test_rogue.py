@@ -2,8 +2,8 @@
 (testinfra, on gw-rogue, which asks the gateway for a tunnel on its own)."""
 
 import pytest
-from gwtest import GATEWAY, INET, POOL, PORT, TUN, allocations, fetch, ipv4, other
-from meshtest import cjdns_conf, real_daemon, registry
+from gwtest import GATEWAY, INET, POOL, PORT, TUN, allocations, fetch, ipv4
+from meshtest import cjdns_conf, other, real_daemon, registry
 
 testinfra_hosts = ["gw-rogue"]
 REAL = pytest.mark.skipif(not real_daemon(), reason="needs the real daemon (CJDNS_ARTIFACT)")

@@ -3,7 +3,8 @@ pool on the TUN are back without Ansible (testinfra; runs last, it restarts gw-g
 
 import subprocess
 
-from gwtest import GATEWAY, INET, POOL, POOL6, TUN, ipv4, ipv6_global, other, wait_for
+from gwtest import GATEWAY, INET, POOL, POOL6, TUN, ipv4, ipv6_global
+from meshtest import other, wait_for
 
 testinfra_hosts = [GATEWAY]
 # What the test harness (molecule/resources/create.yml) and prepare.yml set up and a

@@ -20,10 +20,8 @@ import hashlib
 import http.server
 import io
 import json
-import os
 import shutil
 import stat
-import subprocess
 import sys
 import tarfile
 import threading
@@ -31,10 +29,8 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.meshfleet.mesh.plugins.module_utils.artifact import node_architecture
+from playbook_run import COLLECTIONS, run_playbook
 
-ROOT = Path(__file__).resolve().parents[4]
-COLLECTIONS = ROOT / ".build" / "collections"
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 TRUE = Path(shutil.which("true") or "/bin/true").resolve()
 FIXTURE_VERSION = "cjdroute meshfleet-action-fixture 2.0"
 ARCH = node_architecture()
@@ -131,41 +127,18 @@ class Lab:
             self.log.unlink()
         shutil.rmtree(self.remote_tmp, ignore_errors=True)
 
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("ANSIBLE_", "MESHFLEET_")) and "proxy" not in key.lower()
-        }
-        env.update(
-            ANSIBLE_CONFIG=str(self.tmp / "ansible.cfg"),
-            ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
-            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_HOME=str(self.tmp / "ansible-home"),
-            ANSIBLE_LOCAL_TEMP=str(self.tmp / "ansible-local-tmp"),
+        args = ["-i", str(self.tmp / "inventory.ini"), "--limit", hosts, str(self.tmp / "site.yml")]
+        if check:
+            args.append("--check")
+        proc, report = run_playbook(
+            self.tmp,
+            args,
             ANSIBLE_REMOTE_TEMP=str(self.remote_tmp),
             ANSIBLE_KEEP_REMOTE_FILES="1",
             ANSIBLE_PIPELINING="0",
             ANSIBLE_FORKS=str(forks),
             ANSIBLE_DEPRECATION_WARNINGS="0",
         )
-        command = [str(ANSIBLE_PLAYBOOK), "-i", str(self.tmp / "inventory.ini")]
-        command += ["--limit", hosts, str(self.tmp / "site.yml")]
-        if check:
-            command.append("--check")
-        proc = subprocess.run(
-            command,
-            cwd=self.tmp,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        try:
-            report = json.loads(proc.stdout)
-        except ValueError:
-            pytest.fail("no JSON from ansible-playbook:\n%s\n%s" % (proc.stdout, proc.stderr))
         results = report["plays"][0]["tasks"][0]["hosts"] if report["plays"][0]["tasks"] else {}
         executions = self.log.read_text().splitlines() if self.log.exists() else []
         assert all("AnsiballZ_cjdns_install.py" in line for line in executions), executions

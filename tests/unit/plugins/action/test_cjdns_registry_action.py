@@ -8,18 +8,13 @@ test_cjdns_install_local.py).  Keys are real vectors from tests/data/key-vectors
 from __future__ import annotations
 
 import csv
-import json
 import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from playbook_run import COLLECTIONS, ROOT, run_playbook
 
-ROOT = Path(__file__).resolve().parents[4]
-COLLECTIONS = ROOT / ".build" / "collections"
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 with (ROOT / "tests" / "data" / "key-vectors.tsv").open(newline="") as _handle:
     VECTORS = list(csv.DictReader(_handle, delimiter="\t"))
 A, B, C = VECTORS[0], VECTORS[1], VECTORS[2]
@@ -58,29 +53,12 @@ class Fleet:
                      "ansible_python_interpreter": sys.executable,
                      "registry_path": str(self.registry)}}}
         (self.tmp / "hosts.yml").write_text(yaml.safe_dump(inventory))
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("ANSIBLE_", "MESHFLEET_")) and "proxy" not in k.lower()}
-        env.update(
-            ANSIBLE_CONFIG=str(self.tmp / "ansible.cfg"),
-            ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
-            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_HOME=str(self.tmp / "ansible-home"),
-            ANSIBLE_LOCAL_TEMP=str(self.tmp / "ansible-local-tmp"),
-            ANSIBLE_DEPRECATION_WARNINGS="0",
-        )
-        command = [str(ANSIBLE_PLAYBOOK), "-i", str(self.tmp / "hosts.yml"),
-                   str(self.tmp / "site.yml")]
+        args = ["-i", str(self.tmp / "hosts.yml"), str(self.tmp / "site.yml")]
         if check:
-            command.append("--check")
+            args.append("--check")
         for key, value in (extra or {}).items():
-            command += ["-e", "%s=%s" % (key, value)]
-        proc = subprocess.run(command, cwd=self.tmp, env=env, capture_output=True, text=True,
-                              timeout=300, check=False)
-        try:
-            report = json.loads(proc.stdout)
-        except ValueError:
-            pytest.fail("no JSON from ansible-playbook:\n%s\n%s" % (proc.stdout, proc.stderr))
+            args += ["-e", "%s=%s" % (key, value)]
+        proc, report = run_playbook(self.tmp, args, ANSIBLE_DEPRECATION_WARNINGS="0")
         tasks = report["plays"][0]["tasks"]
         return proc.returncode, [task["hosts"] for task in tasks]
 

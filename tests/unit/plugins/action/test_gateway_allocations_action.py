@@ -8,17 +8,11 @@ from tests/data/key-vectors.tsv.
 from __future__ import annotations
 
 import csv
-import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import yaml
+from playbook_run import ROOT, run_playbook
 
-ROOT = Path(__file__).resolve().parents[4]
-COLLECTIONS = ROOT / ".build" / "collections"
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 with (ROOT / "tests" / "data" / "key-vectors.tsv").open(newline="") as _handle:
     VECTORS = list(csv.DictReader(_handle, delimiter="\t"))
 
@@ -53,18 +47,9 @@ def run(tmp_path, clients, registered, check=False, **extra):
             "registry_path": str(tmp_path / "cjdns_registry.yml"),
             "clients": clients, "pool": "10.99.0.0/24", **extra}
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"gw1": host}}}))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ANSIBLE_", "MESHFLEET_")) and "proxy" not in k.lower()}
-    env.update(ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
-               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1",
-               ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local-tmp"))
-    command = [str(ANSIBLE_PLAYBOOK), "-i", str(tmp_path / "hosts.yml"),
-               str(tmp_path / "site.yml")] + (["--check"] if check else [])
-    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
-    return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["gw1"]
+    args = ["-i", str(tmp_path / "hosts.yml"), str(tmp_path / "site.yml")]
+    _, report = run_playbook(tmp_path, args + (["--check"] if check else []))
+    return report["plays"][0]["tasks"][0]["hosts"]["gw1"]
 
 
 def test_allocates_writes_and_returns_allowed_connections(tmp_path):

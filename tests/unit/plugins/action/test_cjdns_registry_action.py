@@ -7,16 +7,14 @@ test_cjdns_install_local.py).  Keys are real vectors from tests/data/key-vectors
 
 from __future__ import annotations
 
-import csv
 import os
 import sys
 
 import pytest
 import yaml
-from playbook_run import COLLECTIONS, ROOT, run_playbook
+from keyvectors import VECTORS, entry
+from playbook_run import COLLECTIONS, run_playbook
 
-with (ROOT / "tests" / "data" / "key-vectors.tsv").open(newline="") as _handle:
-    VECTORS = list(csv.DictReader(_handle, delimiter="\t"))
 A, B, C = VECTORS[0], VECTORS[1], VECTORS[2]
 
 PLAYBOOK = """\
@@ -33,10 +31,6 @@ PLAYBOOK = """\
       ansible.builtin.set_fact:
         seen: "{{ lookup('meshfleet.mesh.cjdns_registry', registry_path) }}"
 """
-
-
-def entry(vector):
-    return {"public_key": vector["public_key"], "ipv6": vector["ipv6"]}
 
 
 class Fleet:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.meshfleet.mesh.plugins.filter.cjdns import FilterModule
 from ansible_collections.meshfleet.mesh.plugins.test import cjdns as cjdns_tests
-
-VECTORS_FILE = Path(__file__).resolve().parents[3] / "data" / "key-vectors.tsv"
-with VECTORS_FILE.open(newline="") as _handle:
-    VECTORS = list(csv.DictReader(_handle, delimiter="\t"))
+from keyvectors import VECTORS
 
 FILTERS = FilterModule().filters()
 TESTS = cjdns_tests.TestModule().tests()

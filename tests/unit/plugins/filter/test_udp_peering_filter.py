@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import itertools
-from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -16,10 +14,7 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns_config import
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-VECTORS_FILE = Path(__file__).resolve().parents[3] / "data" / "key-vectors.tsv"
-with VECTORS_FILE.open(newline="") as _handle:
-    VECTORS = list(csv.DictReader(_handle, delimiter="\t"))
+from keyvectors import VECTORS
 
 udp_peering = FilterModule().filters()["cjdns_udp_peering"]
 peer_password = CjdnsFilters().filters()["cjdns_peer_password"]

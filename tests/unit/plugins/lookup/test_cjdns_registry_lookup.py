@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import pytest
 from ansible.errors import AnsibleLookupError
 from ansible_collections.meshfleet.mesh.plugins.lookup.cjdns_registry import LookupModule
 from ansible_collections.meshfleet.mesh.plugins.module_utils import registry
+from keyvectors import VECTORS, entry
 
-VECTORS_FILE = Path(__file__).resolve().parents[3] / "data" / "key-vectors.tsv"
-with VECTORS_FILE.open(newline="") as _handle:
-    VECTORS = list(csv.DictReader(_handle, delimiter="\t"))
 A, B = VECTORS[0], VECTORS[1]
-
-
-def entry(vector):
-    return {"public_key": vector["public_key"], "ipv6": vector["ipv6"]}
 
 
 def lookup(*terms):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import importlib.util
 import random
 import sys
-from pathlib import Path
 
 import pytest
 from ansible_collections.meshfleet.mesh.plugins.module_utils import cjdns
@@ -25,10 +23,7 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
-
-VECTORS_FILE = Path(__file__).resolve().parents[3] / "data" / "key-vectors.tsv"
-with VECTORS_FILE.open(newline="") as _handle:
-    VECTORS = list(csv.DictReader(_handle, delimiter="\t"))
+from keyvectors import VECTORS
 
 # sha256(b"meshfleet non-fc 0"): a private key whose address is b450:..., not fc.
 NON_FC_PRIVATE = "fefe3f428cc83bea845c3dc07c94e2b24f44ebc2c380b566f199402e81795f78"

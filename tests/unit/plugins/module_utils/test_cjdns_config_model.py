@@ -8,7 +8,6 @@ what a real cjdroute v21.1 ``--genconf | --cleanconf`` printed
 from __future__ import annotations
 
 import copy
-import csv
 import json
 from pathlib import Path
 
@@ -21,10 +20,9 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns_config import
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from keyvectors import VECTORS
 
 DATA = Path(__file__).resolve().parents[3] / "data"
-with (DATA / "key-vectors.tsv").open(newline="") as _handle:
-    VECTORS = list(csv.DictReader(_handle, delimiter="\t"))
 GENCONF = json.loads((DATA / "genconf-v21.1.clean.json").read_text())
 OWN, K1, K2, K3 = VECTORS[0], VECTORS[1], VECTORS[2], VECTORS[3]
 # A well-formed .k whose address does not start with fc (cjdns refuses such keys).

@@ -3,11 +3,9 @@ file, registry handling, and the shared state-file helpers it uses."""
 
 from __future__ import annotations
 
-import csv
 import ipaddress
 import os
 import threading
-from pathlib import Path
 
 import pytest
 import yaml
@@ -15,9 +13,8 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils import gateway, sta
 from ansible_collections.meshfleet.mesh.plugins.module_utils.addressing import allocate_addresses
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from keyvectors import VECTORS
 
-VECTORS = list(csv.DictReader(
-    (Path(__file__).resolve().parents[3] / "data" / "key-vectors.tsv").open(), delimiter="\t"))
 POOL4 = {"pool": "10.99.0.0/24", "address": "", "pinned": {}, "reserved": []}
 
 

@@ -3,14 +3,12 @@ state-file helpers)."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 from ansible_collections.meshfleet.mesh.plugins.module_utils import registry
+from keyvectors import VECTORS
 
-VECTORS = list(csv.DictReader(
-    (Path(__file__).resolve().parents[3] / "data" / "key-vectors.tsv").open(), delimiter="\t"))
 KEY_A, KEY_B = VECTORS[0]["public_key"], VECTORS[1]["public_key"]
 
 

@@ -5,7 +5,6 @@ Real key pairs from tests/data/key-vectors.tsv; concurrent writers are real proc
 
 from __future__ import annotations
 
-import csv
 import multiprocessing
 import os
 from pathlib import Path
@@ -16,15 +15,9 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils import registry
 from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import CjdnsKeyError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from keyvectors import VECTORS, entry
 
-VECTORS_FILE = Path(__file__).resolve().parents[3] / "data" / "key-vectors.tsv"
-with VECTORS_FILE.open(newline="") as _handle:
-    VECTORS = list(csv.DictReader(_handle, delimiter="\t"))
 A, B = VECTORS[0], VECTORS[1]
-
-
-def entry(vector):
-    return {"public_key": vector["public_key"], "ipv6": vector["ipv6"]}
 
 
 def snapshot(path):

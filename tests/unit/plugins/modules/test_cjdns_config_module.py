@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import os
 import re
 import stat
-from pathlib import Path
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.meshfleet.mesh.plugins.modules import cjdns_config
+from keyvectors import VECTORS
 
-VECTORS_FILE = Path(__file__).resolve().parents[3] / "data" / "key-vectors.tsv"
-with VECTORS_FILE.open(newline="") as _handle:
-    VECTORS = list(csv.DictReader(_handle, delimiter="\t"))
 OWN, PEER, CLIENT, GATEWAY = VECTORS[0], VECTORS[1], VECTORS[2], VECTORS[3]
 NON_FC_PRIVATE = "fefe3f428cc83bea845c3dc07c94e2b24f44ebc2c380b566f199402e81795f78"
 PEER_PASSWORD = "peer-password-node1-node2-xyz"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import stat
@@ -15,10 +14,8 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import (
     public_key_from_private,
 )
 from ansible_collections.meshfleet.mesh.plugins.modules import cjdns_keypair
+from keyvectors import VECTORS
 
-VECTORS_FILE = Path(__file__).resolve().parents[3] / "data" / "key-vectors.tsv"
-with VECTORS_FILE.open(newline="") as _handle:
-    VECTORS = list(csv.DictReader(_handle, delimiter="\t"))
 KEY_A, KEY_B = VECTORS[0], VECTORS[1]
 NON_FC_PRIVATE = "fefe3f428cc83bea845c3dc07c94e2b24f44ebc2c380b566f199402e81795f78"
 IS_ROOT = os.geteuid() == 0

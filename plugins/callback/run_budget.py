@@ -47,6 +47,9 @@ options:
   output_path:
     description:
       - When set, write the counts as JSON to this file at the end of the run.
+      - C({playbook}) in the path is replaced by the playbook's file name without its
+        extension, so runs of different playbooks (C(site.yml), C(validate.yml)) with one
+        setting keep separate reports.
       - 'Structure: C({"wall_seconds": float, "hosts": {host: {"modules": n, "changed": n,
         "failed": n, "skipped": n, "controller_actions": n, "tasks": [[name, action], ...]}}}).'
     type: path
@@ -144,6 +147,7 @@ class CallbackModule(CallbackBase):
         # Item events arrive on the strategy's results thread, task results on the main one.
         self._lock = threading.Lock()
         self._start = time.monotonic()
+        self._playbook = ""
         self.output_path = None
         self.budget = None
 
@@ -245,6 +249,7 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_start(self, playbook):
         self._start = time.monotonic()
+        self._playbook = os.path.splitext(os.path.basename(playbook._file_name or ""))[0]
 
     def report(self, wall_seconds):
         """Return the JSON-serialisable report."""
@@ -271,9 +276,10 @@ class CallbackModule(CallbackBase):
         self._display.display("")
 
         if self.output_path:
-            directory = os.path.dirname(self.output_path)
+            path = self.output_path.replace("{playbook}", self._playbook or "playbook")
+            directory = os.path.dirname(path)
             if directory:
                 os.makedirs(directory, exist_ok=True)
-            with open(self.output_path, "w", encoding="utf-8") as handle:
+            with open(path, "w", encoding="utf-8") as handle:
                 json.dump(self.report(wall_seconds), handle, indent=2)
                 handle.write("\n")

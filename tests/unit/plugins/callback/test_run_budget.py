@@ -228,6 +228,19 @@ def test_budget_flags_hosts_over_budget(tmp_path):
     assert report["hosts"]["node1"]["modules"] == 5
 
 
+def test_output_path_names_the_playbook(tmp_path):
+    # One setting for several playbooks: {playbook} keeps their reports apart.
+    template = tmp_path / "reports" / "budget-{playbook}.json"
+    proc, report = run_playbook(
+        tmp_path,
+        PLAYBOOK,
+        report_path=tmp_path / "reports" / "budget-site.json",
+        MESHFLEET_RUN_BUDGET_OUTPUT=str(template),
+    )
+    assert report["hosts"]["node1"]["modules"] == 5
+    assert not (tmp_path / "reports" / "budget-{playbook}.json").exists()
+
+
 def test_edge_cases(tmp_path):
     _, report = run_playbook(tmp_path, EDGE_PLAYBOOK)
 

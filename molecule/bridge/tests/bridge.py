@@ -55,6 +55,11 @@ def peer_stats(host):
     collection's own admin API client, the meshfleet.mesh.cjdns_admin module."""
     result = host.ansible("meshfleet.mesh.cjdns_admin",
                           "function=InterfaceController_peerStats all_pages=peers", check=False)
+    # testinfra raises on a failed module only when the result holds "failed", which the
+    # tree output of ansible-core 2.19 leaves out: a result without a reply is the failure.
+    if "reply" not in result:
+        raise AssertionError("cjdns_admin on %s: %s"
+                             % (host.backend.get_hostname(), result.get("msg", result)))
     return result["reply"]
 
 

@@ -83,7 +83,6 @@ setup_env() {
   export PATH="$root/.venv/bin:$PATH"
   export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
   export ANSIBLE_CONFIG="${ANSIBLE_CONFIG:-$root/tests/ansible.cfg}"
-  export MESHFLEET_ARTIFACT_DIR="$root/.build/artifacts"
   mkdir -p "$root/.build/collections/ansible_collections/meshfleet"
   ln -sfn "$root" "$root/.build/collections/ansible_collections/meshfleet/mesh"
   if [ "${2:-}" = docker ]; then

@@ -9,7 +9,11 @@ import testinfra
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("MESHFLEET_ARTIFACT_DIR", ROOT / ".build" / "artifacts"))
+# One artifact directory per scenario (molecule/resources/artifact.yml).
+ARTIFACTS = Path(
+    os.environ.get("MESHFLEET_ARTIFACT_DIR")
+    or ROOT / ".build" / "artifacts" / (os.environ.get("MOLECULE_SCENARIO_NAME") or "default")
+)
 
 
 def real_daemon():

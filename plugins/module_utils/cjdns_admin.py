@@ -64,7 +64,11 @@ def bdecode(data, index=0):
 def admin_settings(config_path):
     """(host, port, password) from cjdroute.conf's admin section."""
     with open(config_path) as handle:
-        admin = json.load(handle).get("admin", {})
+        return admin_endpoint(json.load(handle).get("admin", {}))
+
+
+def admin_endpoint(admin):
+    """(host, port, password) from a config's ``admin`` mapping."""
     host, _, port = admin.get("bind", "127.0.0.1:11234").rpartition(":")
     return host.strip("[]"), int(port), admin.get("password", "")
 
@@ -124,3 +128,20 @@ class Admin:
             if not reply.get("more"):
                 return items
             page += 1
+
+
+def tunnel_connections(admin):
+    """Every IpTunnel connection of the running daemon: the IpTunnel_showConnection
+    reply (``key``, ``outgoing``, addresses, prefixes, allocs) of each number that
+    IpTunnel_listConnections gives, with that number under ``connection``."""
+    numbers = admin.call("IpTunnel_listConnections").get("connections")
+    if not isinstance(numbers, list):
+        raise AdminError("IpTunnel_listConnections: no list of connections in the reply")
+    out = []
+    for number in numbers:
+        reply = admin.call("IpTunnel_showConnection", {"connection": number})
+        reply = {k: v for k, v in reply.items() if k not in ("txid", "error")}
+        if not isinstance(reply.get("key"), str):
+            raise AdminError("IpTunnel_showConnection %s: no key in the reply" % number)
+        out.append(dict(reply, connection=number))
+    return out

@@ -293,3 +293,120 @@ def redact(value):
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
+
+
+# --------------------------------------------------------------- live tunnel changes
+#
+# cjdroute reads its config once, at start, and a restart costs every client of a
+# gateway its session (measured with cjdns v21.1: about 57 s without traffic).  One kind
+# of change can be applied to the running daemon instead: the clients a gateway allows,
+# router.ipTunnel.allowedConnections, through the admin API's IpTunnel_allowConnection
+# and IpTunnel_removeConnection (cjdns tunnel/IpTunnel_admin.c).  At start cjdroute
+# passes each entry to IpTunnel_allowConnection itself, so the same call with the same
+# fields gives the same state as a restart.
+
+_ALLOW_FIELDS = ("ip4Address", "ip4Prefix", "ip4Alloc", "ip6Address", "ip6Prefix", "ip6Alloc")
+# What IpTunnel_allowConnection takes when a field is not given.
+_ALLOW_DEFAULTS = {"ip4Prefix": 32, "ip4Alloc": 32, "ip6Prefix": 128, "ip6Alloc": 128}
+
+
+def allowed_connections(conf):
+    """The router.ipTunnel.allowedConnections list of a config (empty when absent)."""
+    router = (conf or {}).get("router") or {}
+    return list((router.get("ipTunnel") or {}).get("allowedConnections") or [])
+
+
+def _without_allowed(conf):
+    conf = copy.deepcopy(conf)
+    tunnel = (conf.get("router") or {}).get("ipTunnel")
+    if isinstance(tunnel, dict):
+        tunnel.pop("allowedConnections", None)
+        if not tunnel:
+            conf["router"].pop("ipTunnel")
+    return conf
+
+
+def tunnel_only_change(current, new):
+    """True when the two configs differ, and only inside
+    router.ipTunnel.allowedConnections: a change cjdroute can take without a restart."""
+    if not isinstance(current, dict) or not isinstance(new, dict) or current == new:
+        return False
+    return _without_allowed(current) == _without_allowed(new)
+
+
+def allowed_changes(old, new):
+    """Compare two allowedConnections lists by publicKey.
+
+    Returns ``{"added": [key], "removed": [key], "changed": [key]}``: keys only in
+    ``new``, keys only in ``old``, and keys whose entry differs, each in list order.
+    """
+    before = {e.get("publicKey"): e for e in old}
+    after = {e.get("publicKey"): e for e in new}
+    return {
+        "added": [k for k in after if k not in before],
+        "removed": [k for k in before if k not in after],
+        "changed": [k for k in after if k in before and before[k] != after[k]],
+    }
+
+
+def allow_args(entry):
+    """The IpTunnel_allowConnection arguments for an allowedConnections entry, as
+    cjdroute's own config reader passes them at start (fields left out take the admin
+    function's defaults)."""
+    args = {"publicKeyOfAuthorizedNode": entry["publicKey"]}
+    args.update((field, entry[field]) for field in _ALLOW_FIELDS if field in entry)
+    return args
+
+
+def _address(text):
+    """An address as IpTunnel_showConnection prints it (possibly with brackets, a
+    port or a prefix length), in canonical form; None if it is not one."""
+    text = str(text).split("/")[0]
+    if text.startswith("["):
+        text = text[1:].split("]")[0]
+    elif text.count(":") == 1:
+        text = text.split(":")[0]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def _grant(fields):
+    """What a connection grants, from an entry or an IpTunnel_showConnection reply:
+    addresses in canonical form, prefix and alloc with cjdroute's defaults."""
+    out = {}
+    for family in ("ip4", "ip6"):
+        if fields.get(family + "Address") is None:
+            continue
+        out[family + "Address"] = _address(fields[family + "Address"])
+        for suffix in ("Prefix", "Alloc"):
+            name = family + suffix
+            out[name] = fields.get(name, _ALLOW_DEFAULTS[name])
+    return out
+
+
+def live_tunnel_plan(live, desired):
+    """What to call on a running cjdroute so that it allows exactly ``desired``.
+
+    ``live``: its IpTunnel connections, each an IpTunnel_showConnection reply
+    (``key``, ``outgoing``, addresses) with its number under ``connection``.
+    ``desired``: the new allowedConnections entries.
+
+    Returns ``{"remove": [{"connection": n, "key": key}], "add": [entry]}``: incoming
+    connections whose key is no longer allowed, whose addresses differ from the entry
+    (removed, then allowed again with the new ones) or that duplicate another for the same
+    key; then the entries the daemon does not grant yet.  Outgoing connections (this node
+    as a client of another gateway) are never touched.
+    """
+    want = {e["publicKey"]: _grant(e) for e in desired}
+    kept, remove = set(), []
+    for conn in sorted(live, key=lambda c: c["connection"]):
+        if conn.get("outgoing"):
+            continue
+        key = conn.get("key")
+        if key in want and key not in kept and _grant(conn) == want[key]:
+            kept.add(key)
+        else:
+            remove.append({"connection": conn["connection"], "key": key})
+    return {"remove": remove, "add": [e for e in desired if e["publicKey"] not in kept]}

@@ -17,6 +17,12 @@ description:
   - The admin API password is generated on the node the first time and kept afterwards.
   - The file is strict JSON, owned by root, mode C(0600). An unchanged config is not
     rewritten, so a handler that restarts cjdns runs only when something changed.
+  - With O(apply_live), a change only inside C(router.ipTunnel.allowedConnections) (a
+    gateway's clients) is also applied to the running cjdroute through its admin API
+    (C(IpTunnel_removeConnection), C(IpTunnel_allowConnection)), and RV(restart) says
+    that no restart is needed (a restart would cut every client of the gateway off for
+    about a minute, cjdns' session reset). Any other change, no running cjdroute, or an
+    admin call that fails leaves RV(restart) true. The file is written either way.
 options:
   path:
     description: The config file the daemon reads.
@@ -35,6 +41,19 @@ options:
     type: list
     elements: dict
     required: true
+  apply_live:
+    description:
+      - Apply a change that is only inside C(router.ipTunnel.allowedConnections) to the
+        running cjdroute through its admin API (address and password from the config's
+        C(admin) section) instead of asking for a restart.
+      - In check mode the running daemon's connections are read (read-only admin calls)
+        to tell whether the change would be applied live; nothing is changed.
+    type: bool
+    default: false
+  admin_timeout:
+    description: Seconds to wait for each admin API reply with O(apply_live).
+    type: float
+    default: 3
 attributes:
   check_mode:
     support: full
@@ -78,6 +97,25 @@ ipv6:
   description: The node's cjdns IPv6 address.
   returned: always
   type: str
+restart:
+  description:
+    - Whether cjdroute must restart to run the config. False when nothing changed and
+      when the change was (in check mode, would be) applied live with O(apply_live).
+  returned: always
+  type: bool
+restart_reason:
+  description: Why a changed config needs a restart (for example, what else changed).
+  returned: when RV(restart) is true
+  type: str
+live:
+  description:
+    - What was (in check mode, would be) applied to the running daemon, by public key
+      (C(added), C(removed), C(changed) compared with the old file), and the admin calls
+      (C(removed_connections), C(allowed_connections)).
+  returned: when the change was applied live
+  type: dict
+  sample: {added: [q10dlfwmztwps1ctsg6365bwcbv7r9xgf7v30p68lury0dvzvy90.k], removed: [],
+           changed: [], removed_connections: 0, allowed_connections: 1}
 summary:
   description: Counts of what the config holds.
   returned: always
@@ -96,11 +134,22 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import (
     ipv6_from_public_key,
     public_key_from_private,
 )
+from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns_admin import (
+    Admin,
+    AdminError,
+    admin_endpoint,
+    tunnel_connections,
+)
 from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns_config import (
     SECRET_KEYS,
     ConfigError,
+    allow_args,
+    allowed_changes,
+    allowed_connections,
+    live_tunnel_plan,
     merge_parts,
     redact,
+    tunnel_only_change,
     validate_config,
 )
 from ansible_collections.meshfleet.mesh.plugins.module_utils.statefile import (
@@ -143,12 +192,48 @@ def _summary(conf):
     }
 
 
+def _apply_live(module, current, conf):
+    """Apply an allowedConnections-only change to the running cjdroute (check mode: only
+    read its connections).  Returns (live result, None) or (None, why a restart is
+    needed)."""
+    if not module.params["apply_live"]:
+        return None, "apply_live is off"
+    if current is None:
+        return None, "no readable config on the node yet"
+    if not tunnel_only_change(current, conf):
+        return None, "more than router.ipTunnel.allowedConnections changed"
+    desired = allowed_connections(conf)
+    live = allowed_changes(allowed_connections(current), desired)
+    try:
+        admin = Admin(*admin_endpoint(conf.get("admin") or {}),
+                      timeout=module.params["admin_timeout"])
+    except (OSError, ValueError) as exc:
+        return None, "cjdns admin API unusable: %s" % exc
+    try:
+        plan = live_tunnel_plan(tunnel_connections(admin), desired)
+        if not module.check_mode:
+            for item in plan["remove"]:
+                admin.call("IpTunnel_removeConnection", {"connection": item["connection"]})
+            for entry in plan["add"]:
+                admin.call("IpTunnel_allowConnection", allow_args(entry))
+    except (AdminError, KeyError, TypeError, ValueError) as exc:
+        # Not running, or a call failed (part of the plan may be applied): the restart
+        # that follows starts from the file, which holds the whole new config.
+        return None, "cjdns admin API: %s" % exc
+    finally:
+        admin.close()
+    live.update(removed_connections=len(plan["remove"]), allowed_connections=len(plan["add"]))
+    return live, None
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", default="/etc/cjdns/cjdroute.conf"),
             private_key_path=dict(type="path", default="/etc/cjdns/private.key"),
             parts=dict(type="list", elements="dict", required=True, no_log=True),
+            apply_live=dict(type="bool", default=False),
+            admin_timeout=dict(type="float", default=3),
         ),
         supports_check_mode=True,
     )
@@ -165,6 +250,7 @@ def main():
     except OSError as exc:
         if module.check_mode:
             module.exit_json(changed=True, path=path, public_key="", ipv6="", summary={},
+                             restart=True, restart_reason="no key pair yet",
                              msg="no key pair yet (%s); it is made on a real run" % exc.strerror)
         module.fail_json(msg="cannot read the private key %s: %s"
                          % (module.params["private_key_path"], exc.strerror))
@@ -191,10 +277,11 @@ def main():
         module.fail_json(msg="cjdroute.conf would be invalid, nothing was changed: %s" % exc)
 
     result = dict(changed=current != conf, path=path, public_key=public_key, ipv6=ipv6,
-                  summary=_summary(conf))
+                  summary=_summary(conf), restart=current != conf)
     if not result["changed"] and secret_attributes_wrong(path):
         # Same content, but the file holding the private key is readable by others.
-        result["changed"] = True
+        result.update(changed=True, restart=True,
+                      restart_reason="the config file's owner or mode was wrong")
         if not module.check_mode:
             fix_secret_attributes(path)
         module.exit_json(**result)
@@ -205,8 +292,20 @@ def main():
             if current is not None else "",
             after=json.dumps(redact(conf), indent=2, sort_keys=True) + "\n")
     if result["changed"] and not module.check_mode:
+        # Written first: whatever happens to the live change, a restart (now, or later)
+        # runs exactly this config.
         write_secret(module, path, json.dumps(conf, indent=2, sort_keys=True) + "\n",
                      prefix=".cjdroute.conf.")
+    if result["changed"]:
+        live, reason = _apply_live(module, current, conf)
+        if live is None:
+            result["restart_reason"] = reason
+        else:
+            result.update(restart=False, live=live, msg=(
+                "%s live through the admin API, no restart: %d added, %d removed, %d "
+                "changed allowed connection(s)" % (
+                    "would apply" if module.check_mode else "applied",
+                    len(live["added"]), len(live["removed"]), len(live["changed"]))))
     module.exit_json(**result)
 
 

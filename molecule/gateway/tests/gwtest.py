@@ -1,6 +1,7 @@
 """What the gateway scenario's tests share: its hosts, the allocation file, helpers."""
 
 import ipaddress
+import json
 import os
 import time
 from pathlib import Path
@@ -53,3 +54,17 @@ def fetch_until_answered(host, url, seconds):
         if rc == 0 or waited > seconds:
             return rc, body, round(waited, 1)
         time.sleep(1)
+
+
+def node_admin(host, function, args=None):
+    """Call cjdroute's admin API on ``host`` through the collection's own client, the
+    meshfleet.mesh.cjdns_admin module: its reply."""
+    result = host.ansible("meshfleet.mesh.cjdns_admin",
+                          "function=%s args='%s'" % (function, json.dumps(args or {})),
+                          check=False)
+    # testinfra raises on a failed module only when the result holds "failed", which the
+    # tree output of ansible-core 2.19 leaves out: a result without a reply is the failure.
+    if "reply" not in result:
+        raise AssertionError("cjdns_admin %s on %s: %s"
+                             % (function, host.backend.get_hostname(), result.get("msg", result)))
+    return result["reply"]

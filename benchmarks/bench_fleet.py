@@ -101,13 +101,17 @@ def bench(size, env):
 
 def main():
     sizes = [int(a) for a in sys.argv[1:]] or [5, 10, 20]
+    # One artifact for every fleet size (MOLECULE_SCENARIO_NAME changes per size).
     env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="meshfleet.mesh.run_budget",
-               ANSIBLE_FORKS="20", ANSIBLE_PIPELINING="True")
+               ANSIBLE_FORKS="20", ANSIBLE_PIPELINING="True",
+               MESHFLEET_ARTIFACT_DIR=str(WORK / "artifacts"))
     WORK.mkdir(parents=True, exist_ok=True)
     run(["ansible-playbook", "molecule/resources/artifact.yml"], env)
+    load_before = os.getloadavg()[0]
     rows = [bench(size, env) for size in sizes]
     mode = "real cjdroute" if os.environ.get("CJDNS_ARTIFACT") else "stand-in daemon"
-    print("\nfleet converge benchmark (%s, forks 20, pipelining)" % mode)
+    print("\nfleet converge benchmark (%s, forks 20, pipelining; %d cores, load average %.1f "
+          "before, %.1f after)" % (mode, os.cpu_count(), load_before, os.getloadavg()[0]))
     print("%5s %12s %12s %10s %14s %10s %14s" % ("nodes", "first (s)", "no-op (s)", "setup (s)",
                                                 "no-op/setup", "changed", "max modules"))
     for r in rows:

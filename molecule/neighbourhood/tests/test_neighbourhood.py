@@ -134,6 +134,31 @@ def test_bridge_ends_agree_on_addresses_and_passwords(registry, configs):
             assert str(ipaddress.ip_address(me["address"])) in addrs
 
 
+def docker_out(host, *argv):
+    return subprocess.run(
+        ["docker", "exec", host, *argv], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def test_gateways_that_are_clients_route_their_pool_by_the_uplink():
+    """Routing config only (the stand-in carries no traffic): on a gateway that is also a
+    client, the pool arriving on the TUN is looked up in table 5201, which holds the
+    uplink's default route; on a gateway that is not a client, no such rule exists."""
+    alloc = yaml.safe_load((LAB / "gateway_allocations.yml").read_text())["gateways"]
+    for gw in sorted(group("gateways")):
+        rules = docker_out(gw, "ip", "-4", "rule", "show", "priority", "5201")
+        if gw not in group("clients"):
+            assert rules.strip() == "", gw
+            continue
+        pool = alloc[gw]["ipv4"]["pool"]
+        assert "from %s iif cjdns0 lookup 5201" % pool in rules, (gw, rules)
+        main = docker_out(gw, "ip", "-4", "route", "show", "default", "dev", "wan").split()
+        table = docker_out(
+            gw, "ip", "-4", "route", "show", "default", "dev", "wan", "table", "5201"
+        ).split()
+        assert table and table == main, (gw, main, table)
+
+
 def test_noop_rerun_within_module_budget():
     """The idempotence run is a no-op rerun of site.yml: nothing changes and no node
     executes more than the budget of modules (fact gathering included)."""

@@ -20,9 +20,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 SUITE=bookworm
 # What the guest needs: systemd and ssh for Ansible, the radio tools the role drives,
 # modprobe with modules.alias (the kernel loads ccm/cmac for SAE on demand), and glibc
-# (Debian 12's) for a real cjdroute in real-daemon mode.
+# (Debian 12's) for a real cjdroute in real-daemon mode; nftables, which a standard Debian or
+# Raspberry Pi OS install has and the firewall role writes to (the VM is also a gateway).
 PACKAGES=(systemd systemd-sysv udev kmod iproute2 iputils-ping procps openssh-server python3
-          iw wpasupplicant wireless-regdb linux-image-amd64 initramfs-tools zstd)
+          iw wpasupplicant wireless-regdb linux-image-amd64 initramfs-tools zstd nftables)
 # Radios the guest has at every boot (mac80211_hwsim radios=N): see molecule/mesh_point.
 RADIOS=4
 

@@ -5,17 +5,22 @@ Fixture peers (files/meshfleet-test-fixture, not the role) are other hwsim radio
 same VM in network namespaces: `fmgood` knows the passphrase, `fmbad` does not."""
 
 import json
+import os
 import re
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.meshfleet.mesh.plugins.module_utils.addressing import link_plan
 from meshtest import real_daemon, registry
 
 REAL = pytest.mark.skipif(not real_daemon(), reason="needs the real daemon (CJDNS_ARTIFACT)")
 INVENTORY = yaml.safe_load((Path(__file__).parents[1] / "inventory" / "hosts.yml").read_text())
-MESH = INVENTORY["all"]["children"]["mesh_nodes"]["children"]["mesh_point"]
+GROUPS = INVENTORY["all"]["children"]
+MESH = GROUPS["mesh_nodes"]["children"]["mesh_point"]
+# Issue #9: a no-op rerun of site.yml on a gateway + mesh point + bridge end.
+BUDGET = 25
 SETTINGS = dict(MESH["vars"], **MESH["hosts"]["mp-node1"])
 RADIO_MAC = SETTINGS["mesh_point_mac"]
 FREQ = 5180  # channel 36
@@ -73,9 +78,47 @@ def good_link(host):
                              and stations(host)[mac]), 90, "an ESTAB link to the good peer")
 
 
+def test_noop_rerun_within_module_budget():
+    """The idempotence run is a no-op rerun of playbooks/site.yml. On mp-node1, a gateway,
+    a mesh point and a bridge end at once, it executes at most BUDGET modules (fact
+    gathering included), and it changes nothing on any host."""
+    node = "mp-node1"
+    assert {g for g in ("gateways", "bridges") if node in (GROUPS[g]["hosts"] or {})} == {
+        "gateways", "bridges"}
+    assert node in MESH["hosts"]
+    report = json.loads(
+        Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "run_budget-site.json").read_text())
+    hosts = report["hosts"]
+    assert set(hosts) == {"mp-node1", "mp-far"}
+    # The rerun did run the roles (a run cut short would also fit the budget).
+    assert hosts[node]["modules"] > 0 and hosts[node]["failed"] == 0
+    assert hosts[node]["modules"] <= BUDGET, "%s ran %d modules, over the budget of %d" % (
+        node, hosts[node]["modules"], BUDGET)
+    assert {h: r["changed"] for h, r in hosts.items() if r["changed"]} == {}
+
+
+def test_gateway_and_bridge_end_after_reboot(host):
+    """The gateway's forwarding and NAT, and the bridge end's link address, come back at
+    boot without a rerun (the link has no far end here; the bridge scenario has traffic)."""
+    assert host.check_output("sysctl -n net.ipv4.ip_forward") == "1"
+    rules = [r.strip() for r in host.check_output("nft list table inet meshfleet").splitlines()]
+    pool = GROUPS["gateways"]["hosts"]["mp-node1"]["gateway_pool"]
+    assert 'oifname "eth0" ip saddr %s masquerade comment "gateway"' % pool in rules
+    plan = link_plan(INVENTORY["all"]["vars"]["bridge_links"],
+                     fleet_id=INVENTORY["all"]["vars"]["bridge_fleet_id"])
+    mine = [end for end in plan["mp-link"]["ends"] if end["host"] == "mp-node1"][0]
+    assert mine["interface"] == "link0"
+    addrs = host.check_output("ip -6 -o addr show dev link0 scope global")
+    assert " %s/64 " % mine["address"] in addrs
+    conf = json.loads(host.file("/etc/cjdns/cjdroute.conf").content_string)
+    binds = [u["bind"] for u in conf["interfaces"]["UDPInterface"]]
+    assert any(b.startswith("[%s]" % mine["address"]) for b in binds), binds
+
+
 def test_node_booted_without_failed_units(host):
     """Debian's D-Bus wpa_supplicant.service failed at every boot of this VM (no D-Bus, no
-    NetworkManager): the role masked it, so the node now boots clean."""
+    NetworkManager): the role masked it, so the node now boots clean, with the gateway's
+    and the bridge's units too."""
     assert host.run("systemctl is-system-running --wait").stdout.strip() == "running"
     assert host.run("systemctl is-enabled wpa_supplicant.service").stdout.strip() == "masked"
 

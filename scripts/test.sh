@@ -23,7 +23,7 @@ read -r -a suites <<<"${MESHFLEET_SUITES:-bookworm trixie}"
 # qemu radio scenario run on bookworm only, to keep CI well inside its hour).
 read -r -a trixie_scenarios <<<"${MESHFLEET_TRIXIE_SCENARIOS:-cjdns gateway client bridge}"
 # Scenarios run in the background, beside the others: the qemu VM of mesh_point spends
-# most of its 10-25 minutes emulating a CPU on one core while the container scenarios
+# most of its 20-30 minutes emulating a CPU on one core while the container scenarios
 # mostly wait on Ansible and Docker; one after the other they would not fit the hour.
 # Scenarios never share container names, networks or artifact directories.
 read -r -a background_scenarios <<<"${MESHFLEET_BACKGROUND_SCENARIOS-mesh_point}"
@@ -38,7 +38,8 @@ run_step() {  # run_step NAME COMMAND...
   start=${STEP_START:-$(date +%s)}
   "$@"
   rc=$?
-  local took=$(( $(date +%s) - start ))
+  # A background step reports its own end (STEP_END), not when it was waited for.
+  local took=$(( ${STEP_END:-$(date +%s)} - start ))
   if [ $rc -eq 0 ]; then
     passed=$((passed + 1)); results+=("$(printf '%-34s ok      %5ss' "$name" "$took")")
   else
@@ -98,7 +99,13 @@ for step in "${steps[@]}"; do
         if [[ " ${background_scenarios[*]} " == *" $sc "* ]]; then
           info "step: molecule $sc (bookworm), in the background: .build/logs/molecule-$sc.log"
           bg_start[$sc]=$(date +%s)
-          MESHFLEET_TEST_SUITE=bookworm molecule test -s "$sc" > ".build/logs/molecule-$sc.log" 2>&1 &
+          rm -f ".build/logs/molecule-$sc.end"
+          (
+            MESHFLEET_TEST_SUITE=bookworm molecule test -s "$sc" > ".build/logs/molecule-$sc.log" 2>&1
+            rc=$?
+            date +%s > ".build/logs/molecule-$sc.end"
+            exit "$rc"
+          ) &
           bg_pid[$sc]=$!
         fi
       done
@@ -113,7 +120,8 @@ for step in "${steps[@]}"; do
         info "waiting for molecule $sc (bookworm) in the background"
         wait_rc=0
         wait "${bg_pid[$sc]}" || wait_rc=$?
-        STEP_START=${bg_start[$sc]} run_step "molecule $sc (bookworm, background)" \
+        STEP_START=${bg_start[$sc]} STEP_END=$(cat ".build/logs/molecule-$sc.end" 2>/dev/null || date +%s) \
+          run_step "molecule $sc (bookworm, background)" \
           show_log ".build/logs/molecule-$sc.log" "$wait_rc"
       done
       ;;

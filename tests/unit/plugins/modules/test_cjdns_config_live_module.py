@@ -9,6 +9,7 @@ nothing here says anything about tunnels.
 
 from __future__ import annotations
 
+import copy
 import importlib.machinery
 import importlib.util
 import json
@@ -128,10 +129,11 @@ def test_adding_a_client_is_applied_live(node, port, running):
     # The file holds the new config too: a later restart starts from the same state.
     assert json.loads(node.conf.read_text())["router"]["ipTunnel"]["allowedConnections"] == new
     # Idempotent: the second run changes nothing and calls nothing that changes anything.
-    calls = len(running.tunnels.connections)
+    # (Connection numbers only grow: a remove and re-add would move `next` on.)
+    before = (running.tunnels.next, copy.deepcopy(running.tunnels.connections))
     result, _ = node.run(parts(port, new), apply_live=True)
     assert result["changed"] is False and result["restart"] is False and "live" not in result
-    assert len(running.tunnels.connections) == calls
+    assert (running.tunnels.next, running.tunnels.connections) == before
 
 
 def test_removed_and_changed_clients_are_applied_live(node, port, running):

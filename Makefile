@@ -1,7 +1,7 @@
 # meshfleet.mesh: the two commands of the README, and their parts.
 SHELL := /bin/bash
 
-.PHONY: test lint unit build molecule images venv lab lab-down bench
+.PHONY: test lint unit build molecule images venv lab lab-down bench cjdroute
 
 ## Every check, from a fresh machine (this is what CI runs).
 test:
@@ -30,3 +30,8 @@ lab-down:
 ## Benchmarks (not tests): fleet converge times, filters.
 bench:
 	source scripts/env.sh && benchmarks/bench_fleet.py && benchmarks/bench_allocate_addresses.py && benchmarks/bench_cjdns_ipv6.py
+
+## cjdroute for amd64, arm64 and armhf from a cjdns source tarball, into dist/cjdroute:
+## make cjdroute [CJDNS_SOURCE=path-or-URL CJDNS_SOURCE_SHA256=sum CJDNS_ARCHES="arm64"]
+cjdroute:
+	scripts/cjdroute.sh

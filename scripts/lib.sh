@@ -12,13 +12,19 @@ die() {
 
 is_debian_root() { [ "$(id -u)" = 0 ] && [ -r /etc/debian_version ] && command -v apt-get >/dev/null; }
 
+# Parts of a run install packages side by side (test images, cjdroute toolchains): each
+# apt-get waits for another's lock instead of failing on it.
 apt_updated=""
 apt_install() {
+  local attempt
   if [ -z "$apt_updated" ]; then
-    apt-get update -qq >/dev/null || die "apt-get update failed" "check this machine's Debian package sources"
-    apt_updated=1
+    for attempt in 1 2 3 4 5 6; do
+      apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null 2>&1 && { apt_updated=1; break; }
+      sleep 10
+    done
+    [ -n "$apt_updated" ] || die "apt-get update failed" "check this machine's Debian package sources"
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$@" >/dev/null \
     || die "apt-get install $* failed" "install it by hand and rerun"
 }
 
@@ -64,6 +70,44 @@ ensure_docker() {
   fi
   docker_answers || die "dockerd did not start (see /var/log/meshfleet-dockerd.log)" \
     "start a Docker engine by hand and rerun"
+}
+
+# The cjdns source the tests and the lab build cjdroute from when CJDNS_SOURCE is not set:
+# the release tarball beside the project (../shared/cjdns), pinned by its sha256.
+CJDNS_SHARED_SOURCE_NAME=cjdns-v21.1.tar.gz
+CJDNS_SHARED_SOURCE_SHA256=96e2a32e7a0306abb4023af71f6096b153e8eee1bece8cf3d2e0261b859fd219
+
+# cjdns_source ROOT: print "SOURCE<TAB>SHA256" for the build (CJDNS_SOURCE and
+# CJDNS_SOURCE_SHA256, else the shared tarball with its pinned sum), or nothing when there
+# is no source.
+cjdns_source() {
+  local shared="$1/../shared/cjdns/$CJDNS_SHARED_SOURCE_NAME"
+  if [ -n "${CJDNS_SOURCE:-}" ]; then
+    printf '%s\t%s\n' "$CJDNS_SOURCE" "${CJDNS_SOURCE_SHA256:-}"
+  elif [ -f "$shared" ]; then
+    printf '%s\t%s\n' "$(cd "$(dirname "$shared")" && pwd)/$CJDNS_SHARED_SOURCE_NAME" "$CJDNS_SHARED_SOURCE_SHA256"
+  fi
+}
+
+# Containers of the Pi's architectures (arm64, armhf) run their userland under qemu-user:
+# Debian's qemu-user-static registers binfmt_misc handlers with the F flag, so the
+# emulator is found inside containers too.  Usage: ensure_binfmt arm64|armhf
+ensure_binfmt() {
+  local q
+  case "$1" in arm64) q=qemu-aarch64 ;; armhf) q=qemu-arm ;; *) return 0 ;; esac
+  [ -e "/proc/sys/fs/binfmt_misc/$q" ] && return 0
+  if ! command -v "$q-static" >/dev/null || ! command -v update-binfmts >/dev/null; then
+    is_debian_root || die "running $1 containers needs qemu-user-static and binfmt-support" \
+      "install them (Debian: apt-get install qemu-user-static binfmt-support) and rerun"
+    apt_install qemu-user-static binfmt-support
+  fi
+  if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
+      || die "binfmt_misc could not be mounted" "as root: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc"
+  fi
+  [ -e "/proc/sys/fs/binfmt_misc/$q" ] || update-binfmts --enable "$q" >/dev/null 2>&1 || true
+  grep -q '^flags:.*F' "/proc/sys/fs/binfmt_misc/$q" 2>/dev/null \
+    || die "no binfmt_misc handler with the F flag for $q" "update-binfmts --enable $q (from qemu-user-static)"
 }
 
 # True when images can be pulled.  Set MESHFLEET_REGISTRY=0/1 to skip the probe.

@@ -3,7 +3,8 @@
 
 For each size it starts that many systemd containers (one neighbourhood segment, one
 gateway per five nodes, the rest its clients, statically peered), then measures with the
-stand-in daemon (or a real cjdroute when CJDNS_ARTIFACT is set):
+real cjdroute of dist/cjdroute (`make cjdroute`; the stand-in with CJDNS_STANDIN=1 or
+without a build):
 
   - first converge of playbooks/site.yml,
   - a no-op rerun of it (and the module executions per host, from the run_budget callback),
@@ -76,7 +77,7 @@ def bench(size, env):
     inv_dir = WORK / ("fleet-%d" % size)
     inv_dir.mkdir(parents=True, exist_ok=True)
     (inv_dir / "hosts.yml").write_text(json.dumps(inventory(size), indent=1))
-    # The shared artifact variables (stand-in or CJDNS_ARTIFACT) come first.
+    # The shared artifact variables (real build or stand-in) come first.
     inv = ["-i", str(ROOT / "molecule/resources/inventory"), "-i", str(inv_dir)]
     env = dict(env, MOLECULE_SCENARIO_NAME="bench%d" % size,
                MOLECULE_EPHEMERAL_DIRECTORY=str(WORK))
@@ -109,7 +110,8 @@ def main():
     run(["ansible-playbook", "molecule/resources/artifact.yml"], env)
     load_before = os.getloadavg()[0]
     rows = [bench(size, env) for size in sizes]
-    mode = "real cjdroute" if os.environ.get("CJDNS_ARTIFACT") else "stand-in daemon"
+    mode_file = WORK / "artifacts" / "mode"
+    mode = "real cjdroute" if mode_file.read_text().strip() == "real" else "stand-in daemon"
     print("\nfleet converge benchmark (%s, forks 20, pipelining; %d cores, load average %.1f "
           "before, %.1f after)" % (mode, os.cpu_count(), load_before, os.getloadavg()[0]))
     print("%5s %12s %12s %10s %14s %10s %14s" % ("nodes", "first (s)", "no-op (s)", "setup (s)",

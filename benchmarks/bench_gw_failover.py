@@ -5,10 +5,11 @@
 
 Not a CI test: it needs root, network namespaces and a real cjdroute build.
 
-    sudo CJDNS_ARTIFACT=/path/to/cjdroute python3 benchmarks/bench_gw_failover.py \
+    sudo [CJDNS_ARTIFACT=/path/to/cjdroute] python3 benchmarks/bench_gw_failover.py \
         [--no-failover] [--addresses-from-cjdns] [--client-restarts N] [--keep]
 
-It builds, on this machine, five network namespaces (prefix mfb-):
+The cjdroute is CJDNS_ARTIFACT, by default the amd64 build of `make cjdroute`
+(dist/cjdroute/amd64/cjdroute). It builds, on this machine, five network namespaces (prefix mfb-):
 
     lan --- cl ===(UDP peering)=== gw1 --- uplink 192.0.2.1/24 -------- inet 203.0.113.10
                  \\=(UDP peering)=== gw2 --- uplink 198.51.100.1/24 ---/
@@ -319,9 +320,12 @@ def main():
     if args.cleanup:
         cleanup()
         return 0
-    args.cjdroute = os.environ.get("CJDNS_ARTIFACT", "")
-    if not args.cjdroute or not os.access(args.cjdroute, os.X_OK):
-        sys.exit("set CJDNS_ARTIFACT to a real cjdroute binary")
+    default = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dist", "cjdroute",
+                           "amd64", "cjdroute")
+    args.cjdroute = os.environ.get("CJDNS_ARTIFACT") or default
+    if not os.access(args.cjdroute, os.X_OK):
+        sys.exit("no cjdroute at %s: run make cjdroute, or set CJDNS_ARTIFACT to a real "
+                 "cjdroute binary" % args.cjdroute)
     if os.geteuid() != 0:
         sys.exit("needs root (network namespaces)")
     work = Path(tempfile.mkdtemp(prefix="mfb-"))

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Build the systemd test images that every Molecule scenario and the lab use.
 #
-#   scripts/build-images.sh [bookworm|trixie ...]     (default: bookworm trixie)
+#   scripts/build-images.sh [SUITE[-ARCH] ...]   (default: bookworm trixie)
 #
-# Images are tagged meshfleet/test-<suite>:<hash of this script> so that a second run
-# reuses them and a change to the recipe rebuilds them.  When a container registry
-# answers, the image is built FROM debian:<suite>; otherwise it is made offline with
-# debootstrap + `docker import`.  An image is only tagged once it has been built and
+# SUITE is bookworm or trixie; ARCH (default amd64, this machine's) may be arm64 or armhf,
+# the Raspberry Pi's: those userlands run under qemu-user (binfmt_misc, set up here).
+# Images are tagged meshfleet/test-<suite>[-<arch>]:<hash of this script> so that a
+# second run reuses them and a change to the recipe rebuilds them.  When a container
+# registry answers, an amd64 image is built FROM debian:<suite>; otherwise (and always
+# for arm64 and armhf) it is made offline with debootstrap + `docker import`.  An image is only tagged once it has been built and
 # has booted systemd, so a failed build never leaves a "good" tag behind.
 set -euo pipefail
 
@@ -24,14 +26,15 @@ recipe_hash=$(cat "$0" "$here/image-finish.sh" | sha256sum | cut -c1-12)
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(bookworm trixie)
 
-image_tag() { echo "meshfleet/test-$1:$recipe_hash"; }
+image_tag() { echo "meshfleet/test-$1:$recipe_hash"; }   # image_tag SUITE[-ARCH]
 
 smoke_test() {
   # The image must boot systemd to a running (or degraded-free) state.
   local tag=$1 name=meshfleet-smoke-$$
   docker run -d --name "$name" $(docker_systemd_args) "$tag" >/dev/null
   local state="" i
-  for i in $(seq 1 60); do
+  # An emulated userland (arm64, armhf under qemu-user) boots several times slower.
+  for i in $(seq 1 180); do
     state=$(docker exec "$name" systemctl is-system-running 2>/dev/null || true)
     case "$state" in running|degraded) break ;; esac
     sleep 1
@@ -61,8 +64,8 @@ DOCKERFILE
   rm -rf "$ctx"
 }
 
-build_with_debootstrap() {
-  local suite=$1 tag=$2 root log mirror
+build_with_debootstrap() {  # build_with_debootstrap SUITE TAG [ARCH]
+  local suite=$1 tag=$2 arch=${3:-} root log mirror
   command -v debootstrap >/dev/null || {
     if is_debian_root; then
       apt_install debootstrap
@@ -76,8 +79,8 @@ build_with_debootstrap() {
   mirror=$(debian_mirror)
   local include
   include=$(IFS=,; echo "${PACKAGES[*]}")
-  info "debootstrap $suite (log: $log)"
-  if ! debootstrap --variant=minbase --include="$include" "$suite" "$root" ${mirror:+"$mirror"} >"$log" 2>&1; then
+  info "debootstrap $suite ${arch:-amd64} (log: $log)"
+  if ! debootstrap ${arch:+--arch="$arch"} --variant=minbase --include="$include" "$suite" "$root" ${mirror:+"$mirror"} >"$log" 2>&1; then
     tail -15 "$log" | sed 's/^/    /'
     rm -rf "$root"
     die "debootstrap of $suite failed (full log: $log)" \
@@ -88,23 +91,27 @@ build_with_debootstrap() {
   rm -rf "$root"
 }
 
-for suite in "${suites[@]}"; do
-  case "$suite" in bookworm|trixie) ;; *) die "unknown suite '$suite'" "use bookworm or trixie" ;; esac
-  tag=$(image_tag "$suite")
+for name in "${suites[@]}"; do
+  suite=${name%%-*} arch=""
+  [ "$name" = "$suite" ] || arch=${name#*-}
+  case "$suite" in bookworm|trixie) ;; *) die "unknown suite '$suite' in '$name'" "use bookworm or trixie" ;; esac
+  case "$arch" in ""|amd64) arch="" ;; arm64|armhf) ;; *) die "unknown architecture '$arch' in '$name'" "use amd64, arm64 or armhf" ;; esac
+  [ -z "$arch" ] || ensure_binfmt "$arch"
+  tag=$(image_tag "$suite${arch:+-$arch}")
   if docker image inspect "$tag" >/dev/null 2>&1; then
     info "image $tag is up to date"
     continue
   fi
   docker image rm -f "$tag.candidate" >/dev/null 2>&1 || true
   start=$(date +%s)
-  if registry_answers; then
+  if [ -z "$arch" ] && registry_answers; then
     build_from_registry "$suite" "$tag"
   else
-    build_with_debootstrap "$suite" "$tag"
+    build_with_debootstrap "$suite" "$tag" "$arch"
   fi
   smoke_test "$tag.candidate"
   docker tag "$tag.candidate" "$tag"
-  docker tag "$tag" "meshfleet/test-$suite:latest"
+  docker tag "$tag" "meshfleet/test-$suite${arch:+-$arch}:latest"
   docker image rm "$tag.candidate" >/dev/null
   info "built $tag in $(( $(date +%s) - start )) s"
 done

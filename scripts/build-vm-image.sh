@@ -6,8 +6,10 @@
 #
 # Everything comes from Debian packages (debootstrap from this machine's Debian mirror;
 # the kernel is Debian's linux-image-amd64): no other download. The result is cached in
-# ${MESHFLEET_VM_CACHE:-.build/vm}/bookworm-<hash of the recipe> (vmlinuz, initrd.img, a raw
-# ext4 root.img): a second run reuses it, a change to the recipe rebuilds it. The directory is
+# ${MESHFLEET_VM_CACHE:-~/.cache/meshfleet/vm}/bookworm-<hash of the recipe> (vmlinuz,
+# initrd.img, a raw ext4 root.img), outside the checkout like the virtualenv, so another
+# clone on this machine (CI's) reuses it; a change to the recipe rebuilds it. Each VM
+# boots from its own qcow2 overlay (scripts/run-vm.sh), so the image is never written. The directory is
 # only named <hash> once the image has booted to `systemctl is-system-running` = running
 # with the radios present, so a failed build never leaves a "good" image behind.
 # Test harness only: nothing here reaches a real node.
@@ -27,7 +29,7 @@ PACKAGES=(systemd systemd-sysv udev kmod iproute2 iputils-ping procps openssh-se
 # Radios the guest has at every boot (mac80211_hwsim radios=N): see molecule/mesh_point.
 RADIOS=4
 
-cache=${MESHFLEET_VM_CACHE:-$(cd "$here/.." && pwd)/.build/vm}
+cache=${MESHFLEET_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshfleet/vm}
 
 ensure_host_tools() {
   local missing=() cmd pkg

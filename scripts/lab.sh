@@ -5,9 +5,11 @@
 #                         playbooks/site.yml, a no-op rerun, playbooks/validate.yml, summary
 #   scripts/lab.sh down   remove everything `up` made
 #
-# CJDNS_ARTIFACT=/path/to/cjdroute runs the real daemon and real traffic checks; without
-# it the stand-in test fixture replaces cjdroute and the traffic checks are NOT run (the
-# summary says so).
+# The lab runs the real cjdroute, built from the cjdns source for amd64, arm64 and armhf
+# by `make cjdroute` (cached; CJDNS_SOURCE as there, default ../shared/cjdns/
+# cjdns-v21.1.tar.gz). Only with CJDNS_STANDIN=1, or when no source can be found, the
+# stand-in test fixture replaces cjdroute and the traffic checks are NOT run (the summary
+# says so).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -46,13 +48,27 @@ up() {
   started=$(date +%s)
   MESHFLEET_SUITES=bookworm setup_env "$ROOT" docker
   export MESHFLEET_ARTIFACT_DIR="$ROOT/.build/lab/artifacts"
+  daemon="STAND-IN test fixture, NOT cjdns (CJDNS_STANDIN=1)"
+  if [ "${CJDNS_STANDIN:-}" != 1 ]; then
+    if [ -z "$(cjdns_source "$ROOT")" ]; then
+      daemon="STAND-IN test fixture, NOT cjdns: no cjdns source (set CJDNS_SOURCE)"
+      export CJDNS_STANDIN=1
+    else
+      scripts/cjdroute.sh > .build/cjdroute-build.log 2>&1 \
+        || { tail -30 .build/cjdroute-build.log; die "building cjdroute failed (log: .build/cjdroute-build.log)" \
+               "fix the cause above, or run the lab with CJDNS_STANDIN=1"; }
+      export MESHFLEET_CJDROUTE_DIR="$ROOT/dist/cjdroute"
+      daemon=$(python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))
+print("REAL %s, source sha256 %s" % (b["version"], b["source_sha256"]))' dist/cjdroute/build.json)
+    fi
+  fi
   # A lab is always fresh: new containers mean new keys, which the registry would refuse.
   ansible-playbook -i "$INV" molecule/resources/destroy.yml >/dev/null 2>&1 || true
   rm -rf "$LAB"
   command -v bc >/dev/null || { is_debian_root && apt_install bc; }
   mkdir -p "$LAB" && : > "$LAB/times"
   timed "artifact" ansible-playbook molecule/resources/artifact.yml >/dev/null \
-    || die "packing the cjdroute artifact failed" "check CJDNS_ARTIFACT=${CJDNS_ARTIFACT:-}"
+    || die "packing the cjdroute artifacts failed" "run make cjdroute, or the lab with CJDNS_STANDIN=1"
   timed "containers" ansible-playbook -i "$INV" molecule/resources/create.yml \
     || die "starting the lab containers failed" "see above; make lab-down cleans up"
   timed "lab wiring" ansible-playbook -i "$INV" tests/lab/prepare.yml \
@@ -70,12 +86,9 @@ up() {
 
 summary() {
   printf '\n==================== meshfleet lab ====================\n'
-  if [ -n "${CJDNS_ARTIFACT:-}" ]; then
-    printf 'cjdns: REAL daemon (%s)\n' "$CJDNS_ARTIFACT"
-  else
-    printf 'cjdns: STAND-IN test fixture, not cjdns. Traffic checks (tunnels, NAT,\n'
-    printf '       capacity, bridged reachability) were NOT run. Set CJDNS_ARTIFACT to a\n'
-    printf '       cjdroute build to run them.\n'
+  printf 'cjdns: %s\n' "$daemon"
+  if [ "${CJDNS_STANDIN:-}" = 1 ]; then
+    printf '       Traffic checks (tunnels, NAT, capacity, bridged reachability) were NOT run.\n'
   fi
   printf '\nwall times (s):\n'
   awk -F'\t' '{printf "  %-26s %7s%s\n", $1, $2, ($3 == 0 ? "" : "  FAILED")}' "$LAB/times"

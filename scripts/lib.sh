@@ -131,6 +131,8 @@ setup_env() {
   ln -sfn "$root" "$root/.build/collections/ansible_collections/meshfleet/mesh"
   if [ "${2:-}" = docker ]; then
     ensure_docker
-    "$root/scripts/build-images.sh" ${MESHFLEET_SUITES:-bookworm trixie} || die "building the test images failed" "see above"
+    # The Raspberry Pi's architectures too: scenarios and the lab run arm64/armhf nodes.
+    "$root/scripts/build-images.sh" ${MESHFLEET_SUITES:-bookworm trixie} ${MESHFLEET_FOREIGN_IMAGES-bookworm-arm64 bookworm-armhf} \
+      || die "building the test images failed" "see above"
   fi
 }

@@ -16,9 +16,15 @@ ARTIFACTS = Path(
 )
 
 
+# The skip reason of every real-daemon test: scripts/test.sh counts these skips (it must
+# find none when the real daemon ran).
+REAL_REASON = "needs the real daemon (the stand-in ran: CJDNS_STANDIN=1 or no cjdns source)"
+
+
 def real_daemon():
-    """True when the scenario installed a real cjdroute (CJDNS_ARTIFACT was set)."""
-    mode = ARTIFACTS / "cjdroute.tar.gz.mode"
+    """True when the scenario installed a real cjdroute (built from the cjdns source by
+    `make cjdroute`), False with the stand-in (CJDNS_STANDIN=1 or no build)."""
+    mode = ARTIFACTS / "mode"
     return mode.exists() and mode.read_text().strip() == "real"
 
 

@@ -16,10 +16,10 @@ from bridge import (
     nft_counter,
     peer_stats,
 )
-from meshtest import cjdns_conf, hostname, other, real_daemon, registry, wait_for
+from meshtest import REAL_REASON, cjdns_conf, hostname, other, real_daemon, registry, wait_for
 
 testinfra_hosts = sorted(ENDS)
-REAL = pytest.mark.skipif(not real_daemon(), reason="needs the real daemon (CJDNS_ARTIFACT)")
+REAL = pytest.mark.skipif(not real_daemon(), reason=REAL_REASON)
 
 
 def test_plan_is_inside_the_fleet_prefix():

@@ -5,10 +5,10 @@ import re
 
 import pytest
 from bridge import NEIGHBOUR, UNIT, fleet_prefix, record
-from meshtest import hostname, other, real_daemon, registry, wait_for
+from meshtest import REAL_REASON, hostname, other, real_daemon, registry, wait_for
 
 testinfra_hosts = sorted(node for node, _ in NEIGHBOUR.values())
-REAL = pytest.mark.skipif(not real_daemon(), reason="needs the real daemon (CJDNS_ARTIFACT)")
+REAL = pytest.mark.skipif(not real_daemon(), reason=REAL_REASON)
 ACROSS = {"bridge-a-node": "bridge-b-node", "bridge-b-node": "bridge-a-node"}
 
 

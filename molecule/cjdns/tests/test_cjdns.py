@@ -1,17 +1,36 @@
-"""What an operator relies on after the cjdns role ran (testinfra, both nodes)."""
+"""What an operator relies on after the cjdns role ran (testinfra, every node: two
+amd64 nodes and the Raspberry Pi's arm64 and armhf under qemu-user)."""
 
 import ipaddress
 import json
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import (
     ipv6_from_public_key,
     public_key_from_private,
 )
-from meshtest import cjdns_conf, hostname, real_daemon, registry
+from meshtest import REAL_REASON, cjdns_conf, hostname, real_daemon, registry
 
-REAL = pytest.mark.skipif(not real_daemon(), reason="needs the real daemon (CJDNS_ARTIFACT)")
+REAL = pytest.mark.skipif(not real_daemon(), reason=REAL_REASON)
+
+INVENTORY = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "inventory" / "hosts.yml").read_text())
+NODES = INVENTORY["all"]["children"]["mesh_nodes"]["hosts"]
+# Who names whom in cjdns_peers; a pair peers whichever end names the other.
+DECLARED = {name: node.get("cjdns_peers", []) for name, node in NODES.items()}
+# ELF e_machine of each Debian architecture, and the kernel's name for it.
+ELF_MACHINE = {"x86_64": 62, "aarch64": 183, "armv7l": 40}
+KERNEL_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "armhf": "armv7l"}
+EXPECTED_ARCH = {name: KERNEL_ARCH[node.get("molecule_arch", "amd64")]
+                 for name, node in NODES.items()}
+
+
+def peers_of(name):
+    named_by = {other for other, named in DECLARED.items() if name in named}
+    return sorted(set(DECLARED[name]) | named_by)
 
 
 def test_binary_installed_and_runs(host):
@@ -19,6 +38,25 @@ def test_binary_installed_and_runs(host):
     assert binary.mode == 0o755 and binary.user == "root"
     out = host.run("/usr/local/sbin/cjdroute --version")
     assert out.rc == 0 and out.stdout.strip()
+
+
+def test_node_runs_its_own_architecture(host):
+    """The arm64 and armhf nodes are what they stand for: their userland (and, with the
+    real daemon, the cjdroute the role chose for them) is of that architecture."""
+    machine = host.check_output("uname -m")
+    assert machine == EXPECTED_ARCH[hostname(host)]
+    if real_daemon():
+        head = host.check_output(
+            "python3 -c \"d = open('/usr/local/sbin/cjdroute', 'rb').read(20); "
+            "print(d[18] | d[19] << 8)\"")
+        assert int(head) == ELF_MACHINE[machine]
+
+
+def test_seccomp_off_only_where_emulated(host):
+    security = cjdns_conf(host)["security"]
+    seccomp = [item["seccomp"] for item in security if "seccomp" in item]
+    emulated = NODES[hostname(host)].get("molecule_arch", "amd64") != "amd64"
+    assert seccomp == [0 if emulated else 1]
 
 
 def test_private_key_is_root_only(host):
@@ -46,29 +84,30 @@ def test_config_key_matches_registry(host):
     assert ipv6_from_public_key(entry["public_key"]) == entry["ipv6"] == conf["ipv6"]
 
 
-def test_registry_lists_both_nodes():
+def test_registry_lists_every_node():
     nodes = registry()
-    assert sorted(nodes) == ["node1", "node2"]
-    assert nodes["node1"]["public_key"] != nodes["node2"]["public_key"]
+    assert sorted(nodes) == sorted(NODES)
+    assert len({entry["public_key"] for entry in nodes.values()}) == len(NODES)
 
 
 def test_static_peering_derived_on_both_ends(host):
-    """node1 names node2; node1 connects, node2 authorizes, with one derived password."""
+    """A node connects to the peers it names and authorizes every peer of its pairs, each
+    pair with one derived password (node1 names node2; node3 and node4 name node1)."""
     conf = cjdns_conf(host)
     udp = conf["interfaces"]["UDPInterface"][0]
     users = {a["user"]: a["password"] for a in conf["authorizedPasswords"]}
     me = hostname(host)
-    other = "node2" if me == "node1" else "node1"
-    assert set(users) == {other}
-    if me == "node1":
-        (endpoint, creds), = udp["connectTo"].items()
-        assert creds["publicKey"] == registry()["node2"]["public_key"]
-        assert creds["password"] == users["node2"]
-        assert creds["login"] == "node1"
+    assert sorted(users) == peers_of(me)
+    by_key = {registry()[name]["public_key"]: name for name in NODES}
+    connected = {}
+    for endpoint, creds in udp["connectTo"].items():
         ip, port = endpoint.rsplit(":", 1)
         assert ipaddress.ip_address(ip) and port == "41300"
-    else:
-        assert udp["connectTo"] == {}
+        assert creds["login"] == me
+        connected[by_key[creds["publicKey"]]] = creds["password"]
+    assert sorted(connected) == sorted(DECLARED[me])
+    for name, password in connected.items():
+        assert password == users[name]
 
 
 def test_service_enabled_and_running(host):
@@ -85,14 +124,18 @@ def test_tun_carries_registry_address(host):
 
 
 @REAL
-def test_nodes_ping_each_other_over_cjdns(host):
-    other = "node2" if hostname(host) == "node1" else "node1"
-    target = registry()[other]["ipv6"]
-    for _ in range(30):
-        if host.run("ping -6 -c 1 -W 2 %s" % target).rc == 0:
-            return
-        time.sleep(1)
-    pytest.fail("no ping reply from %s (%s) over cjdns within 60 s" % (other, target))
+def test_nodes_ping_their_peers_over_cjdns(host):
+    """Every pair peers across architectures: amd64 with amd64, arm64 and armhf."""
+    missing = []
+    for other in peers_of(hostname(host)):
+        target = registry()[other]["ipv6"]
+        for _ in range(45):
+            if host.run("ping -6 -c 1 -W 2 %s" % target).rc == 0:
+                break
+            time.sleep(1)
+        else:
+            missing.append("%s (%s)" % (other, target))
+    assert not missing, "no ping reply over cjdns within 90 s from: %s" % ", ".join(missing)
 
 
 @REAL

@@ -13,9 +13,9 @@ import pytest
 import testinfra
 import udp_flow
 import yaml
-from meshtest import cjdns_conf, real_daemon, registry
+from meshtest import REAL_REASON, cjdns_conf, real_daemon, registry
 
-REAL = pytest.mark.skipif(not real_daemon(), reason="needs the real daemon (CJDNS_ARTIFACT)")
+REAL = pytest.mark.skipif(not real_daemon(), reason=REAL_REASON)
 GATEWAYS = ["cl-gw1", "cl-gw2"]
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
 # Measured outages are kept here (git-ignored), since Molecule prunes its own directory.

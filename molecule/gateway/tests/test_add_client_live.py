@@ -7,7 +7,7 @@ and with the real daemon runs a UDP flow (tests/molecule/udp_flow.py, a datagram
 50 ms) from gw-client1 and gw-client2 to the Internet host all through.  The file name
 sorts before test_gateway.py, whose tests restart cjdroute on purpose.
 
-With the stand-in (no CJDNS_ARTIFACT) the process and the admin API's connection list
+With the stand-in (CJDNS_STANDIN=1) the process and the admin API's connection list
 are real (the stand-in implements the IpTunnel admin bookkeeping), the traffic is not:
 those tests are skipped.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import udp_flow
 from gwtest import CLIENTS, GATEWAY, node_admin
-from meshtest import ROOT, cjdns_conf, other, real_daemon, registry
+from meshtest import REAL_REASON, ROOT, cjdns_conf, other, real_daemon, registry
 
 testinfra_hosts = [GATEWAY]
 EXISTING = CLIENTS[:2]
@@ -71,8 +71,7 @@ def test_the_running_daemon_allows_exactly_the_file(host):
     assert incoming == expected and len(expected) == 3
 
 
-@pytest.mark.skipif(not real_daemon(), reason="needs the real daemon (CJDNS_ARTIFACT): "
-                    "the stand-in carries no traffic")
+@pytest.mark.skipif(not real_daemon(), reason=REAL_REASON)
 def test_existing_clients_lost_no_traffic(request, capsys):
     rec = record()
     uplink = other(request, GATEWAY).interface("uplink").addresses[0]

@@ -15,10 +15,10 @@ from gwtest import (
     fetch,
     fetch_until_answered,
 )
-from meshtest import cjdns_conf, hostname, other, real_daemon, registry, wait_for
+from meshtest import REAL_REASON, cjdns_conf, hostname, other, real_daemon, registry, wait_for
 
 testinfra_hosts = CLIENTS
-REAL = pytest.mark.skipif(not real_daemon(), reason="needs the real daemon (CJDNS_ARTIFACT)")
+REAL = pytest.mark.skipif(not real_daemon(), reason=REAL_REASON)
 
 
 @pytest.fixture

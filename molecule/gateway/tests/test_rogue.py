@@ -3,10 +3,10 @@
 
 import pytest
 from gwtest import GATEWAY, INET, POOL, PORT, TUN, allocations, fetch, ipv4
-from meshtest import cjdns_conf, other, real_daemon, registry
+from meshtest import REAL_REASON, cjdns_conf, other, real_daemon, registry
 
 testinfra_hosts = ["gw-rogue"]
-REAL = pytest.mark.skipif(not real_daemon(), reason="needs the real daemon (CJDNS_ARTIFACT)")
+REAL = pytest.mark.skipif(not real_daemon(), reason=REAL_REASON)
 
 
 def test_rogue_asks_the_gateway_but_is_not_allocated(host):

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_collections.meshfleet.mesh.plugins.module_utils.addressing import link_plan
-from meshtest import real_daemon, registry
+from meshtest import REAL_REASON, real_daemon, registry
 
-REAL = pytest.mark.skipif(not real_daemon(), reason="needs the real daemon (CJDNS_ARTIFACT)")
+REAL = pytest.mark.skipif(not real_daemon(), reason=REAL_REASON)
 INVENTORY = yaml.safe_load((Path(__file__).parents[1] / "inventory" / "hosts.yml").read_text())
 GROUPS = INVENTORY["all"]["children"]
 MESH = GROUPS["mesh_nodes"]["children"]["mesh_point"]

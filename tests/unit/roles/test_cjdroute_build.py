@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOK = ROOT / "playbooks" / "build_cjdroute.yml"
 VERSION = "cjdns-v0.42"
 
-pytestmark = pytest.mark.skipif(platform.machine() != "x86_64", reason="the fake build is native amd64")
+pytestmark = pytest.mark.skipif(platform.machine() != "x86_64",
+                                reason="the fake build is native amd64")
 
 PROGRAM = r"""
 #include <stdio.h>
@@ -105,7 +106,8 @@ def build(tmp_path: Path, **extra):
 
 
 def error_line(proc) -> str:
-    lines = [line for line in proc.stdout.splitlines() + proc.stderr.splitlines() if line.startswith("[ERROR]")]
+    output = proc.stdout.splitlines() + proc.stderr.splitlines()
+    lines = [line for line in output if line.startswith("[ERROR]")]
     assert lines, proc.stdout + proc.stderr
     return lines[-1]
 
@@ -116,17 +118,19 @@ def test_builds_checks_and_caches(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"built cjdroute {VERSION} for amd64" in proc.stdout
     binary = out / "amd64" / "cjdroute"
-    assert subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout \
-        .startswith(f"Cjdns version: {VERSION}\n")
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith(f"Cjdns version: {VERSION}\n")
     artifacts = yaml.safe_load((out / "artifacts.yml").read_text())
-    assert artifacts == {"cjdns_artifacts": {"amd64": {"src": str(binary), "sha256": sha256(binary)}}}
+    expected = {"amd64": {"src": str(binary), "sha256": sha256(binary)}}
+    assert artifacts == {"cjdns_artifacts": expected}
     info = json.loads((out / "build.json").read_text())
     assert info["source_sha256"] == sha256(src)
     assert info["version"] == VERSION
 
     # Same input: nothing is built, the output stays as it is.
     mtime = binary.stat().st_mtime_ns
-    again, _ = build(tmp_path, cjdroute_build_source=str(src), cjdroute_build_source_sha256=sha256(src))
+    again, _ = build(tmp_path, cjdroute_build_source=str(src),
+                     cjdroute_build_source_sha256=sha256(src))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "built cjdroute" not in again.stdout
     assert binary.stat().st_mtime_ns == mtime
@@ -160,13 +164,14 @@ def test_bad_input_is_one_line_before_anything_is_built(tmp_path, case, expected
     other = tarball(tmp_path / "other.tar.gz", {"README": "hello\n"})
     unnamed = tmp_path / "source.tar.gz"
     unnamed.write_bytes(src.read_bytes())
+    source = "cjdroute_build_source"
     extra = {
-        "wrong sha256": {"cjdroute_build_source": str(src), "cjdroute_build_source_sha256": "0" * 64},
-        "not cjdns": {"cjdroute_build_source": str(other), "cjdroute_build_version": VERSION},
-        "unknown arch": {"cjdroute_build_source": str(src), "cjdroute_build_architectures": ["amd64", "x86"]},
-        "missing path": {"cjdroute_build_source": str(tmp_path / "nope" / "cjdns-v21.1.tar.gz")},
-        "URL without sha256": {"cjdroute_build_source": "https://example.invalid/cjdns-v21.1.tar.gz"},
-        "no version": {"cjdroute_build_source": str(unnamed)},
+        "wrong sha256": {source: str(src), "cjdroute_build_source_sha256": "0" * 64},
+        "not cjdns": {source: str(other), "cjdroute_build_version": VERSION},
+        "unknown arch": {source: str(src), "cjdroute_build_architectures": ["amd64", "x86"]},
+        "missing path": {source: str(tmp_path / "nope" / "cjdns-v21.1.tar.gz")},
+        "URL without sha256": {source: "https://example.invalid/cjdns-v21.1.tar.gz"},
+        "no version": {source: str(unnamed)},
     }[case]
     proc, out = build(tmp_path, **extra)
     assert proc.returncode != 0

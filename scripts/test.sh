@@ -58,6 +58,10 @@ show_log() {  # show_log FILE RC: print a background step's output, return its e
   return "$2"
 }
 
+# Molecule folds its output to the terminal's width: wide lines keep each pytest skip
+# reason on its SKIPPED line, where the count below finds it.
+export COLUMNS=${MESHFLEET_LOG_COLUMNS:-250}
+
 molecule_run() {  # molecule_run SCENARIO SUITE: its output also goes to .build/logs
   MESHFLEET_TEST_SUITE=$2 molecule test -s "$1" 2>&1 | tee ".build/logs/molecule-$1-$2.log"
   return "${PIPESTATUS[0]}"
@@ -69,39 +73,54 @@ for s in "${steps[@]}"; do [ "$s" = molecule ] && needs_docker=docker; done
 setup_env "$ROOT"
 mkdir -p .build/logs
 
+bg_start_step() {  # bg_start_step KEY COMMAND...: run it in the background, output in .build/logs/KEY.log
+  local key=$1
+  shift
+  info "step: $key, in the background: .build/logs/$key.log"
+  rm -f ".build/logs/$key.end"
+  ( "$@" > ".build/logs/$key.log" 2>&1; rc=$?; date +%s > ".build/logs/$key.end"; exit $rc ) &
+  bg_pid[$key]=$!
+  bg_start[$key]=$(date +%s)
+}
+bg_wait_step() {  # bg_wait_step KEY NAME: wait for it, print its output, report it as step NAME
+  local key=$1 rc=0
+  [ -n "${bg_pid[$key]:-}" ] || return 0
+  info "waiting for $key"
+  wait "${bg_pid[$key]}" || rc=$?
+  STEP_START=${bg_start[$key]} STEP_END=$(cat ".build/logs/$key.end" 2>/dev/null || date +%s) \
+    run_step "$2" show_log ".build/logs/$key.log" "$rc"
+  unset "bg_pid[$key]"
+  return "$rc"
+}
+declare -A bg_pid=() bg_start=()
+
 # The daemon the scenarios run: the real cjdroute, built from the cjdns source for amd64,
 # arm64 and armhf (scripts/cjdroute.sh, cached: seconds when nothing changed), unless
-# CJDNS_STANDIN=1 or no source can be found. The build runs in the background while the
-# test images are made (one is mostly compiling, the other mostly downloading).
+# CJDNS_STANDIN=1 or no source can be found. The build and the test images (amd64, and
+# arm64/armhf under qemu-user) are made in the background while lint, unit tests and the
+# collection build run: one is mostly compiling, the other mostly downloading and
+# unpacking, and nothing before the scenarios needs them.
 daemon="STAND-IN test fixture, NOT cjdns (CJDNS_STANDIN=1)"
-build_pid=""
 if [ -n "$needs_docker" ] && [ "${CJDNS_STANDIN:-}" != 1 ]; then
   if [ -z "$(cjdns_source "$ROOT")" ]; then
     daemon="STAND-IN test fixture, NOT cjdns: no cjdns source (set CJDNS_SOURCE)"
     export CJDNS_STANDIN=1
   else
-    info "step: cjdroute build, in the background: .build/logs/cjdroute-build.log"
-    build_start=$(date +%s)
-    rm -f .build/logs/cjdroute-build.end
-    ( scripts/cjdroute.sh > .build/logs/cjdroute-build.log 2>&1; rc=$?
-      date +%s > .build/logs/cjdroute-build.end; exit $rc ) &
-    build_pid=$!
+    bg_start_step cjdroute-build scripts/cjdroute.sh
   fi
 fi
-
 if [ -n "$needs_docker" ]; then
   images() (  # a subshell: a failure here fails the step, not the whole run
     ensure_docker && scripts/build-images.sh "${suites[@]}" ${MESHFLEET_FOREIGN_IMAGES-bookworm-arm64 bookworm-armhf}
   )
-  run_step "test images" images
+  bg_start_step test-images images
 fi
 
-if [ -n "$build_pid" ]; then
-  wait_rc=0
-  wait "$build_pid" || wait_rc=$?
-  STEP_START=$build_start STEP_END=$(cat .build/logs/cjdroute-build.end 2>/dev/null || date +%s) \
-    run_step "cjdroute build (amd64 arm64 armhf)" show_log .build/logs/cjdroute-build.log "$wait_rc"
-  if [ "$wait_rc" = 0 ]; then
+# Before the first scenario: the images, and which daemon the scenarios get.
+wait_for_prerequisites() {
+  bg_wait_step test-images "test images (amd64 arm64 armhf)"
+  [ -n "${bg_pid[cjdroute-build]:-}" ] || return 0
+  if bg_wait_step cjdroute-build "cjdroute build (amd64 arm64 armhf)"; then
     export MESHFLEET_CJDROUTE_DIR="$ROOT/dist/cjdroute"
     daemon=$(python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))
 print("real %s, source sha256 %s (%s)" % (b["version"], b["source_sha256"], " ".join(sorted(b["architectures"]))))' \
@@ -110,7 +129,7 @@ print("real %s, source sha256 %s (%s)" % (b["version"], b["source_sha256"], " ".
     daemon="STAND-IN test fixture, NOT cjdns: the cjdroute build FAILED"
     export CJDNS_STANDIN=1
   fi
-fi
+}
 
 # --- steps ----------------------------------------------------------------------
 step_build() {
@@ -146,41 +165,27 @@ for step in "${steps[@]}"; do
       run_step "collection build+doc" step_build
       ;;
     molecule)
+      wait_for_prerequisites
       read -r -a scenarios <<<"${SCENARIOS:-$(ls molecule/*/molecule.yml | cut -d/ -f2 | tr '\n' ' ')}"
-      rm -f .build/logs/molecule-*.log
-      declare -A bg_pid=() bg_start=()
+      rm -f .build/logs/molecule-*
       for sc in "${scenarios[@]}"; do
         if [[ " ${background_scenarios[*]} " == *" $sc "* ]]; then
-          info "step: molecule $sc (bookworm), in the background: .build/logs/molecule-$sc-bookworm.log"
-          bg_start[$sc]=$(date +%s)
-          rm -f ".build/logs/molecule-$sc.end"
-          (
-            MESHFLEET_TEST_SUITE=bookworm molecule test -s "$sc" > ".build/logs/molecule-$sc-bookworm.log" 2>&1
-            rc=$?
-            date +%s > ".build/logs/molecule-$sc.end"
-            exit "$rc"
-          ) &
-          bg_pid[$sc]=$!
+          bg_start_step "molecule-$sc-bookworm" env MESHFLEET_TEST_SUITE=bookworm molecule test -s "$sc"
         fi
       done
       for suite in "${suites[@]}"; do
         for sc in "${scenarios[@]}"; do
-          [ -n "${bg_pid[$sc]:-}" ] && continue
+          [ -n "${bg_pid[molecule-$sc-bookworm]:-}" ] && continue
           if [ "$suite" != bookworm ] && [[ " ${trixie_scenarios[*]} " != *" $sc "* ]]; then continue; fi
           run_step "molecule $sc ($suite)" molecule_run "$sc" "$suite"
         done
       done
-      for sc in "${!bg_pid[@]}"; do
-        info "waiting for molecule $sc (bookworm) in the background"
-        wait_rc=0
-        wait "${bg_pid[$sc]}" || wait_rc=$?
-        STEP_START=${bg_start[$sc]} STEP_END=$(cat ".build/logs/molecule-$sc.end" 2>/dev/null || date +%s) \
-          run_step "molecule $sc (bookworm, background)" \
-          show_log ".build/logs/molecule-$sc-bookworm.log" "$wait_rc"
+      for sc in "${scenarios[@]}"; do
+        bg_wait_step "molecule-$sc-bookworm" "molecule $sc (bookworm, background)"
       done
       # Every test skipped for want of the real daemon (pytest -r s in the verifier).
       real_skips=$(cat .build/logs/molecule-*.log 2>/dev/null \
-        | sed -nE 's/^SKIPPED \[([0-9]+)\] .*needs the real daemon.*/\1/p' | awk '{n += $1} END {print n + 0}')
+        | sed -nE 's/.*SKIPPED \[([0-9]+)\] [^ ]+: needs the real daemon.*/\1/p' | awk '{n += $1} END {print n + 0}')
       if [ "${CJDNS_STANDIN:-}" != 1 ]; then
         run_step "no test skipped for want of cjdns" test "$real_skips" -eq 0
       fi

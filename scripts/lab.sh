@@ -54,12 +54,11 @@ up() {
       daemon="STAND-IN test fixture, NOT cjdns: no cjdns source (set CJDNS_SOURCE)"
       export CJDNS_STANDIN=1
     else
-      scripts/cjdroute.sh > .build/cjdroute-build.log 2>&1 \
+      CJDNS_ARCHES="amd64 arm64 armhf" scripts/cjdroute.sh > .build/cjdroute-build.log 2>&1 \
         || { tail -30 .build/cjdroute-build.log; die "building cjdroute failed (log: .build/cjdroute-build.log)" \
                "fix the cause above, or run the lab with CJDNS_STANDIN=1"; }
       export MESHFLEET_CJDROUTE_DIR="$ROOT/dist/cjdroute"
-      daemon=$(python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))
-print("REAL %s, source sha256 %s" % (b["version"], b["source_sha256"]))' dist/cjdroute/build.json)
+      daemon="REAL $(build_description "$ROOT")"
     fi
   fi
   # A lab is always fresh: new containers mean new keys, which the registry would refuse.

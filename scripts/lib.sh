@@ -89,13 +89,21 @@ cjdns_source() {
   fi
 }
 
+# build_description ROOT: one line naming the cjdroute build in ROOT/dist/cjdroute.
+build_description() {
+  python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))
+print("%s, source sha256 %s (%s)" % (b["version"], b["source_sha256"], " ".join(sorted(b["architectures"]))))' \
+    "$1/dist/cjdroute/build.json"
+}
+
 # Containers of the Pi's architectures (arm64, armhf) run their userland under qemu-user:
 # Debian's qemu-user-static registers binfmt_misc handlers with the F flag, so the
 # emulator is found inside containers too.  Usage: ensure_binfmt arm64|armhf
 ensure_binfmt() {
   local q
   case "$1" in arm64) q=qemu-aarch64 ;; armhf) q=qemu-arm ;; *) return 0 ;; esac
-  [ -e "/proc/sys/fs/binfmt_misc/$q" ] && return 0
+  grep -qx enabled "/proc/sys/fs/binfmt_misc/$q" 2>/dev/null \
+    && grep -q '^flags:.*F' "/proc/sys/fs/binfmt_misc/$q" && return 0
   if ! command -v "$q-static" >/dev/null || ! command -v update-binfmts >/dev/null; then
     is_debian_root || die "running $1 containers needs qemu-user-static and binfmt-support" \
       "install them (Debian: apt-get install qemu-user-static binfmt-support) and rerun"
@@ -105,9 +113,9 @@ ensure_binfmt() {
     mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
       || die "binfmt_misc could not be mounted" "as root: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc"
   fi
-  [ -e "/proc/sys/fs/binfmt_misc/$q" ] || update-binfmts --enable "$q" >/dev/null 2>&1 || true
-  grep -q '^flags:.*F' "/proc/sys/fs/binfmt_misc/$q" 2>/dev/null \
-    || die "no binfmt_misc handler with the F flag for $q" "update-binfmts --enable $q (from qemu-user-static)"
+  update-binfmts --enable "$q" >/dev/null 2>&1 || true
+  grep -qx enabled "/proc/sys/fs/binfmt_misc/$q" 2>/dev/null && grep -q '^flags:.*F' "/proc/sys/fs/binfmt_misc/$q" \
+    || die "no enabled binfmt_misc handler with the F flag for $q" "update-binfmts --enable $q (from qemu-user-static)"
 }
 
 # True when images can be pulled.  Set MESHFLEET_REGISTRY=0/1 to skip the probe.
@@ -128,7 +136,8 @@ setup_env() {
   export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
   export ANSIBLE_CONFIG="${ANSIBLE_CONFIG:-$root/tests/ansible.cfg}"
   mkdir -p "$root/.build/collections/ansible_collections/meshfleet"
-  ln -sfn "$root" "$root/.build/collections/ansible_collections/meshfleet/mesh"
+  [ "$(readlink "$root/.build/collections/ansible_collections/meshfleet/mesh")" = "$root" ] \
+    || ln -sfn "$root" "$root/.build/collections/ansible_collections/meshfleet/mesh"
   if [ "${2:-}" = docker ]; then
     ensure_docker
     # The Raspberry Pi's architectures too: scenarios and the lab run arm64/armhf nodes.

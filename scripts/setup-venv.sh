@@ -37,5 +37,9 @@ if ! stamp_ok "$cache"; then
   done
   echo "$want" > "$cache/.requirements.sha256"
 fi
-rm -rf .venv
-ln -s "$cache" .venv
+# Relink only when it points elsewhere: other scripts may be running from .venv meanwhile
+# (make test builds cjdroute in the background while lint runs).
+if [ "$(readlink .venv 2>/dev/null)" != "$cache" ]; then
+  rm -rf .venv
+  ln -s "$cache" .venv
+fi

@@ -69,7 +69,10 @@ molecule_run() {  # molecule_run SCENARIO SUITE: its output also goes to .build/
 
 # --- set-up ---------------------------------------------------------------------
 needs_docker=""
-for s in "${steps[@]}"; do [ "$s" = molecule ] && needs_docker=docker; done
+for s in "${steps[@]}"; do
+  case "$s" in lint|unit|build) ;; molecule) needs_docker=docker ;;
+    *) die "unknown step '$s'" "use lint, unit, build or molecule" ;; esac
+done
 setup_env "$ROOT"
 mkdir -p .build/logs
 
@@ -93,6 +96,9 @@ bg_wait_step() {  # bg_wait_step KEY NAME: wait for it, print its output, report
   return "$rc"
 }
 declare -A bg_pid=() bg_start=()
+# Each background step in its own process group, ended with the run (Ctrl-C, a failure).
+set -m
+trap 'for p in "${bg_pid[@]}"; do kill -- "-$p" 2>/dev/null; done' EXIT
 
 # The daemon the scenarios run: the real cjdroute, built from the cjdns source for amd64,
 # arm64 and armhf (scripts/cjdroute.sh, cached: seconds when nothing changed), unless
@@ -106,7 +112,7 @@ if [ -n "$needs_docker" ] && [ "${CJDNS_STANDIN:-}" != 1 ]; then
     daemon="STAND-IN test fixture, NOT cjdns: no cjdns source (set CJDNS_SOURCE)"
     export CJDNS_STANDIN=1
   else
-    bg_start_step cjdroute-build scripts/cjdroute.sh
+    bg_start_step cjdroute-build env CJDNS_ARCHES="amd64 arm64 armhf" scripts/cjdroute.sh
   fi
 fi
 if [ -n "$needs_docker" ]; then
@@ -116,19 +122,20 @@ if [ -n "$needs_docker" ]; then
   bg_start_step test-images images
 fi
 
-# Before the first scenario: the images, and which daemon the scenarios get.
+# Before the first scenario: the images, and the daemon the scenarios get. A failed
+# build is a failed run, never a quiet fall back to the stand-in.
 wait_for_prerequisites() {
-  bg_wait_step test-images "test images (amd64 arm64 armhf)"
-  [ -n "${bg_pid[cjdroute-build]:-}" ] || return 0
+  local rc=0
+  bg_wait_step test-images "test images (amd64 arm64 armhf)" || rc=1
+  [ -n "${bg_pid[cjdroute-build]:-}" ] || return "$rc"
   if bg_wait_step cjdroute-build "cjdroute build (amd64 arm64 armhf)"; then
     export MESHFLEET_CJDROUTE_DIR="$ROOT/dist/cjdroute"
-    daemon=$(python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))
-print("real %s, source sha256 %s (%s)" % (b["version"], b["source_sha256"], " ".join(sorted(b["architectures"]))))' \
-      dist/cjdroute/build.json)
+    daemon="real $(build_description "$ROOT")"
   else
-    daemon="STAND-IN test fixture, NOT cjdns: the cjdroute build FAILED"
-    export CJDNS_STANDIN=1
+    daemon="none: the cjdroute build FAILED (see its step)"
+    rc=1
   fi
+  return "$rc"
 }
 
 # --- steps ----------------------------------------------------------------------
@@ -165,7 +172,10 @@ for step in "${steps[@]}"; do
       run_step "collection build+doc" step_build
       ;;
     molecule)
-      wait_for_prerequisites
+      if ! wait_for_prerequisites; then
+        run_step "molecule (not run: images or cjdroute failed)" false
+        continue
+      fi
       read -r -a scenarios <<<"${SCENARIOS:-$(ls molecule/*/molecule.yml | cut -d/ -f2 | tr '\n' ' ')}"
       rm -f .build/logs/molecule-*
       for sc in "${scenarios[@]}"; do
@@ -190,7 +200,6 @@ for step in "${steps[@]}"; do
         run_step "no test skipped for want of cjdns" test "$real_skips" -eq 0
       fi
       ;;
-    *) die "unknown step '$step'" "use lint, unit, build or molecule" ;;
   esac
 done
 

@@ -29,8 +29,9 @@ mkdir "$work/src"
 tar -xzf "$src" -C "$work/src"
 # The tree is at the top of the archive (git archive) or one folder down (a release
 # download with a prefix).
-top=$(dirname "$(find "$work/src" -maxdepth 3 -path '*/client/cjdroute2.c' -print -quit)")
-top=$(dirname "$top")
+found=$(find "$work/src" -maxdepth 3 -path '*/client/cjdroute2.c' -print -quit)
+[ -n "$found" ] || { echo "no client/cjdroute2.c in $src: not a cjdns source tree"; exit 1; }
+top=$(dirname "$(dirname "$found")")
 cd "$top"
 
 # cjdns-v21.1's bundled gyp imports MutableSet & co. from `collections`, which Python
@@ -66,6 +67,7 @@ echo "cjdroute --version: $version"
 grep -qxF "Cjdns version: $CJDNS_RELEASE_VERSION" <<<"$version" \
   || { echo "cjdroute --version does not say 'Cjdns version: $CJDNS_RELEASE_VERSION'"; exit 1; }
 
-install -m 0755 cjdroute "$out.new"
-mv -f "$out.new" "$out"
+# The work folder is beside OUT, on the same file system: one rename, never a partial file.
+chmod 0755 cjdroute
+mv -f cjdroute "$out"
 echo "built $out"

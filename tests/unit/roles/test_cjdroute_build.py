@@ -11,13 +11,16 @@ builds cjdroute for every scenario) and in ``make cjdroute``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
 import io
 import json
 import os
 import platform
 import subprocess
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -80,8 +83,8 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def build(tmp_path: Path, **extra):
-    """Run the playbook; return (process, output folder)."""
+def build(tmp_path: Path, check: bool = False, **extra):
+    """Run the playbook (in check mode with check=True); return (process, output folder)."""
     out = tmp_path / "dist" / "cjdroute"
     extra_vars = {
         "cjdroute_build_output_dir": str(out),
@@ -98,8 +101,9 @@ def build(tmp_path: Path, **extra):
         ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
         ANSIBLE_HOME=str(tmp_path / "ansible-home"),
     )
+    argv = ["ansible-playbook", str(PLAYBOOK), "-e", json.dumps(extra_vars)]
     proc = subprocess.run(
-        ["ansible-playbook", str(PLAYBOOK), "-e", json.dumps(extra_vars)],
+        argv + (["--check"] if check else []),
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
     return proc, out
@@ -135,6 +139,47 @@ def test_builds_checks_and_caches(tmp_path):
     assert "built cjdroute" not in again.stdout
     assert binary.stat().st_mtime_ns == mtime
     assert yaml.safe_load((out / "artifacts.yml").read_text()) == artifacts
+
+
+@pytest.fixture
+def served(tmp_path):
+    """An HTTP server on loopback serving tmp_path/www; yields its base URL."""
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield www, "http://127.0.0.1:%d" % server.server_address[1]
+    server.shutdown()
+
+
+def test_url_source_is_downloaded_once_and_checked(tmp_path, served):
+    www, base = served
+    src = fake_source(www)
+    url = f"{base}/{src.name}"
+    proc, out = build(tmp_path, cjdroute_build_source=url, cjdroute_build_source_sha256=sha256(src))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cached = tmp_path / "cache" / "sources" / f"{sha256(src)}.tar.gz"
+    assert cached.read_bytes() == src.read_bytes()
+    assert (out / "amd64" / "cjdroute").exists()
+    assert json.loads((out / "build.json").read_text())["source"] == url
+
+    # A URL whose content does not match its sum: get_url names both sums, nothing kept.
+    wrong = "1" * 64
+    bad, _ = build(tmp_path, cjdroute_build_source=url, cjdroute_build_source_sha256=wrong)
+    assert bad.returncode != 0
+    assert wrong in bad.stdout + bad.stderr and sha256(src) in bad.stdout + bad.stderr
+    assert not (tmp_path / "cache" / "sources" / f"{wrong}.tar.gz").exists()
+
+
+def test_check_mode_says_what_it_would_build_and_writes_nothing(tmp_path):
+    src = fake_source(tmp_path)
+    proc, out = build(tmp_path, cjdroute_build_source=str(src), check=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "check mode: a run would build amd64" in proc.stdout
+    assert not out.exists()
+    assert not (tmp_path / "cache" / "logs").exists()
 
 
 def test_failed_build_shows_the_log_tail_and_leaves_nothing(tmp_path):

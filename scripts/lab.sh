@@ -2,7 +2,8 @@
 # The local lab: `make lab` / `make lab-down`.
 #
 #   scripts/lab.sh up     containers for inventories/lab on named networks, then
-#                         playbooks/site.yml, a no-op rerun, playbooks/validate.yml, summary
+#                         playbooks/site.yml, a no-op rerun, playbooks/validate.yml,
+#                         playbooks/status.yml (report and map in .build/lab/status), summary
 #   scripts/lab.sh down   remove everything `up` made
 #
 # The lab runs the real cjdroute, built from the cjdns source for amd64, arm64 and armhf
@@ -47,6 +48,7 @@ up() {
   local started
   started=$(date +%s)
   MESHFLEET_SUITES=bookworm setup_env "$ROOT" docker
+  ensure_graphviz
   export MESHFLEET_ARTIFACT_DIR="$ROOT/.build/lab/artifacts"
   daemon="STAND-IN test fixture, NOT cjdns (CJDNS_STANDIN=1)"
   if [ "${CJDNS_STANDIN:-}" != 1 ]; then
@@ -80,6 +82,12 @@ up() {
     || die "the rerun of playbooks/site.yml failed" "see above"
   timed "validate.yml" ansible-playbook -i "$INV" playbooks/validate.yml \
     || info "validate.yml reported a negative answer"
+  # Day two: the status report and fleet map, timed against a bare fact gathering.
+  MESHFLEET_RUN_BUDGET_OUTPUT="$LAB/status-budget.json" \
+    timed "status.yml" ansible-playbook -i "$INV" playbooks/status.yml -e "status_report_dir=$ROOT/$LAB/status" \
+    || info "status.yml failed"
+  timed "ansible -m setup (bare)" ansible mesh_nodes -i "$INV" -m ansible.builtin.setup >/dev/null \
+    || info "ansible -m setup failed"
   summary "$(( $(date +%s) - started ))"
 }
 
@@ -105,6 +113,9 @@ if rerun.exists():
 report = lab / "validate.md"
 if report.exists():
     print("\n" + report.read_text())
+status = lab / "status" / "status.md"
+if status.exists():
+    print("\nFleet status: %s; map: %s" % (status, lab / "status" / "map.svg"))
 PY
 }
 

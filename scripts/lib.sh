@@ -89,6 +89,14 @@ cjdns_source() {
   fi
 }
 
+# Graphviz's `dot` draws the fleet map of playbooks/status.yml (the lab and the
+# neighbourhood scenario check it).
+ensure_graphviz() {
+  command -v dot >/dev/null && return 0
+  is_debian_root || { info "no Graphviz 'dot': status.yml will write map.dot only (install graphviz)"; return 0; }
+  apt_install graphviz
+}
+
 # build_description ROOT: one line naming the cjdroute build in ROOT/dist/cjdroute.
 build_description() {
   python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))

@@ -116,8 +116,18 @@ if [ -n "$needs_docker" ] && [ "${CJDNS_STANDIN:-}" != 1 ]; then
   fi
 fi
 if [ -n "$needs_docker" ]; then
+  # The arm64/armhf images (their second debootstrap stage runs under emulation) are made
+  # beside the amd64 ones (mostly downloading and unpacking).
   images() (  # a subshell: a failure here fails the step, not the whole run
-    ensure_docker && scripts/build-images.sh "${suites[@]}" ${MESHFLEET_FOREIGN_IMAGES-bookworm-arm64 bookworm-armhf}
+    ensure_docker && ensure_graphviz || exit 1
+    scripts/build-images.sh ${MESHFLEET_FOREIGN_IMAGES-bookworm-arm64 bookworm-armhf} \
+      > .build/logs/test-images-foreign.log 2>&1 &
+    foreign=$!
+    rc=0
+    scripts/build-images.sh "${suites[@]}" || rc=1
+    wait "$foreign" || rc=1
+    cat .build/logs/test-images-foreign.log
+    exit "$rc"
   )
   bg_start_step test-images images
 fi

@@ -65,7 +65,7 @@ def run(args, env, budget_file=None):
         env["MESHFLEET_RUN_BUDGET_OUTPUT"] = str(budget_file)
     start = time.monotonic()
     proc = subprocess.run(args, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+                          stderr=subprocess.STDOUT, text=True, check=False)
     took = time.monotonic() - start
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:])

@@ -228,7 +228,7 @@ def _units(module, names):
                                          "active": current.get("ActiveState", "")}
             current = {}
             continue
-        key, _, value = line.partition("=")
+        key, _sep, value = line.partition("=")
         current[key] = value
     # systemctl shows units in the order asked; Id is the canonical name.
     return states

@@ -45,7 +45,7 @@ def run(tmp_path, clients, registered, check=False, **extra):
             "clients": clients, "pool": "10.99.0.0/24", **extra}
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"gw1": host}}}))
     args = ["-i", str(tmp_path / "hosts.yml"), str(tmp_path / "site.yml")]
-    _, report = run_playbook(tmp_path, args + (["--check"] if check else []))
+    _unused, report = run_playbook(tmp_path, args + (["--check"] if check else []))
     return report["plays"][0]["tasks"][0]["hosts"]["gw1"]
 
 

@@ -10,7 +10,8 @@ DOCUMENTATION = r"""
 module: cjdns_install
 short_description: Install cjdroute from an operator-supplied artifact pinned by sha256
 version_added: 0.1.0
-author: meshfleet.mesh contributors
+author:
+  - meshfleet contributors (!UNKNOWN)
 description:
   - Installs the C(cjdroute) binary at O(dest) from an artifact the operator provides, given as
     a controller path (O(src)) or a URL (O(url)) and pinned by its SHA-256 digest (O(sha256)).

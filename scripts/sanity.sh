@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ansible-test sanity for this collection, with the pinned virtualenv's ansible-core and
-# Python 3.11, without Docker: `scripts/sanity.sh [ansible-test sanity options]`,
-# e.g. `scripts/sanity.sh --test validate-modules`.
+# Python 3.11 as the controller (no Docker, nothing installed into .venv; each sanity test
+# has its own virtualenv under ~/.ansible/test/venv, made on first use from PyPI):
+#   scripts/sanity.sh [ansible-test sanity options], e.g. scripts/sanity.sh --test pylint
+# Its exit status is ansible-test's; known exceptions are in tests/sanity/ignore-2.19.txt.
 #
 # ansible-test wants the collection at a path ending in ansible_collections/NS/NAME (it
 # reads the physical working directory, so a symlink to this checkout does not do): the
@@ -21,6 +23,17 @@ ROOT=$PWD
 start=$(date +%s)
 
 setup_env "$ROOT"
+
+# ansible-test skips its shellcheck test when the program is missing: install it where we
+# can (Debian, as root), else say so.
+if ! command -v shellcheck >/dev/null; then
+  if is_debian_root; then
+    info "installing Debian's shellcheck"
+    ( apt_install shellcheck ) || true
+  fi
+  command -v shellcheck >/dev/null \
+    || info "WARNING: no shellcheck here: ansible-test skips its shellcheck test (install shellcheck)"
+fi
 
 # The pip version ansible-test bootstraps, which names its cached get-pip script.
 pip_version=$(python - <<'EOF'
@@ -54,10 +67,10 @@ copy_collection() {  # copy_collection DEST
       | tar --null -T - -cf - | tar -xf - -C "$1" || return 1
     # ansible-test lists the files with git from the nearest .git up the tree; without
     # one of its own the copy would be seen through this checkout, which ignores .build.
-    # Its output (tests/output, where --venv also puts its virtualenv) is no content.
+    # Its output directory, tests/output, is no content.
     git -C "$1" init -q && echo /tests/output/ >> "$1/.git/info/exclude"
   else
-    tar --exclude=./.build --exclude=./.venv --exclude=./dist -cf - . | tar -xf - -C "$1"
+    tar --exclude=./.build --exclude=./.venv --exclude=./dist --exclude=./tests/output -cf - . | tar -xf - -C "$1"
   fi
 }
 dest=.build/sanity/ansible_collections/meshfleet/mesh
@@ -65,7 +78,7 @@ rm -rf "$dest" && mkdir -p "$dest" && copy_collection "$dest" && [ -f "$dest/gal
   || die "copying the collection to $dest failed"
 
 info "ansible-test sanity --python 3.11 in $dest"
-(cd "$dest" && ansible-test sanity --color no --venv --python 3.11 "$@")
+(cd "$dest" && ansible-test sanity --color no --python 3.11 "$@")
 rc=$?
 info "ansible-test sanity: exit $rc in $(( $(date +%s) - start ))s"
 exit "$rc"

@@ -12,8 +12,9 @@
 # nothing committed) and the tests run there.
 #
 # ansible-test bootstraps pip in each of its virtualenvs with a get-pip script it
-# downloads from ci-files.testing.ansible.com. Where that host cannot be reached, a
-# stand-in of our own is put in its cache (~/.ansible/test/cache/get_pip_<version>.py):
+# downloads from ci-files.testing.ansible.com, which our machines need not reach (PyPI and
+# Debian's packages are what they reach): when its cache has no such script
+# (~/.ansible/test/cache/get_pip_<version>.py), a stand-in of our own is put there:
 # ensurepip, then `pip install` of what it is asked for (the pinned pip), from PyPI.
 set -uo pipefail
 
@@ -47,7 +48,7 @@ if [ ! -f "$get_pip" ]; then
   info "writing a get-pip stand-in: $get_pip"
   mkdir -p "$(dirname "$get_pip")"
   cat > "$get_pip" <<'EOF'
-# meshfleet stand-in for get-pip.py (ci-files.testing.ansible.com cannot be reached):
+# meshfleet stand-in for get-pip.py (written by scripts/sanity.sh):
 # ensurepip, then pip installs what it is given (the --no-setuptools and --no-wheel
 # options are get-pip's own, so they are dropped).
 import subprocess

@@ -18,7 +18,7 @@
 # ensurepip, then `pip install` of what it is asked for (the pinned pip), from PyPI.
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 . scripts/lib.sh
 start=$(date +%s)
@@ -75,8 +75,9 @@ copy_collection() {  # copy_collection DEST
   fi
 }
 dest=.build/sanity/ansible_collections/meshfleet/mesh
-rm -rf "$dest" && mkdir -p "$dest" && copy_collection "$dest" && [ -f "$dest/galaxy.yml" ] \
-  || die "copying the collection to $dest failed"
+if ! { rm -rf "$dest" && mkdir -p "$dest" && copy_collection "$dest" && [ -f "$dest/galaxy.yml" ]; }; then
+  die "copying the collection to $dest failed"
+fi
 
 info "ansible-test sanity --python 3.11 in $dest"
 (cd "$dest" && ansible-test sanity --color no --python 3.11 "$@")

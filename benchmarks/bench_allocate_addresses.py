@@ -31,7 +31,7 @@ def load_addressing():
 
 def timed(repeat, function, *args, **kwargs):
     times, result = [], None
-    for _ in range(repeat):
+    for _i in range(repeat):
         started = time.perf_counter()
         result = function(*args, **kwargs)
         times.append(time.perf_counter() - started)

@@ -54,7 +54,7 @@ def main():
 
     cjdns_ipv6 = FilterModule().filters()["cjdns_ipv6"]
     best = None
-    for _ in range(args.repeat):
+    for _i in range(args.repeat):
         started = time.perf_counter()
         addresses = [cjdns_ipv6(key) for key in keys]
         elapsed = time.perf_counter() - started

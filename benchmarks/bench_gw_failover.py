@@ -149,7 +149,7 @@ class Bench:
         }
         if name == "cl":
             udp = conf["interfaces"]["UDPInterface"][0]["connectTo"]
-            for gw, (_, addr, *_rest) in GATEWAYS.items():
+            for gw, (_name, addr, *_rest) in GATEWAYS.items():
                 udp[addr + ":41300"] = {"password": "pw-" + gw, "publicKey": self.keys[gw][1],
                                         "login": "cl"}
                 conf["router"]["ipTunnel"]["outgoingConnections"].append(self.keys[gw][1])
@@ -173,7 +173,7 @@ class Bench:
                 ["ip", "netns", "exec", ns, self.cjdroute, "--nobg"], stdin=conf, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
         if name in GATEWAYS:  # cjdns configures nothing for IPv4 on a gateway
-            for _ in range(100):
+            for _i in range(100):
                 if run(ns, "ip", "link", "show", "cjdns0", check=False).returncode == 0:
                     break
                 time.sleep(0.05)
@@ -185,7 +185,7 @@ class Bench:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         ns = "mfb-" + name
-        for _ in range(100):  # the core runs as nobody in its own process: wait for the TUN to go
+        for _i in range(100):  # the core runs as nobody in its own process: wait for the TUN to go
             if run(ns, "ip", "link", "show", "cjdns0", check=False).returncode != 0:
                 return
             time.sleep(0.05)

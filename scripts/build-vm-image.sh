@@ -32,7 +32,7 @@ RADIOS=4
 cache=${MESHFLEET_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshfleet/vm}
 
 ensure_host_tools() {
-  local missing=() cmd pkg
+  local missing=() cmd
   for cmd in debootstrap:debootstrap mke2fs:e2fsprogs qemu-system-x86_64:qemu-system-x86 \
              qemu-img:qemu-utils ssh:openssh-client ssh-keygen:openssh-client; do
     command -v "${cmd%%:*}" >/dev/null || missing+=("${cmd#*:}")
@@ -151,6 +151,7 @@ smoke_test() {
   "$here/run-vm.sh" start "$work/image" "$state" >/dev/null || rc=$?
   [ $rc -ne 0 ] || "$here/run-vm.sh" wait "$state" >&2 || rc=$?
   if [ $rc -eq 0 ]; then
+    # shellcheck disable=SC2016  # the command runs in the guest's shell, which expands it
     "$here/run-vm.sh" ssh "$state" 'systemctl is-system-running --wait >/dev/null;
       systemctl --failed --plain --no-legend | cut -d" " -f1;
       for p in /sys/class/ieee80211/*; do iw phy "${p##*/}" info | grep -q "\* mesh point" && echo mesh; done' \

@@ -12,7 +12,7 @@
 # stand-in test fixture replaces cjdroute and the traffic checks are NOT run (the summary
 # says so).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 . scripts/lib.sh
 

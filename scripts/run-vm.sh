@@ -73,7 +73,7 @@ cmd_wait() {
 cmd_ssh() {
   local state=$1
   shift
-  # shellcheck disable=SC2046
+  # shellcheck disable=SC2046,SC2029  # split the options; the command runs in the guest
   ssh $(ssh_opts "$state") root@127.0.0.1 "$@"
 }
 

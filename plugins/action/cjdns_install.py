@@ -110,7 +110,7 @@ class ActionModule(ActionBase):
         # Node paths are expanded by the module on the node, not here.
         spec["dest"]["type"] = "str"
         spec["state_file"]["type"] = "str"
-        _, args = self.validate_argument_spec(
+        _validation, args = self.validate_argument_spec(
             argument_spec=spec,
             mutually_exclusive=[("src", "url")],
             required_one_of=[("src", "url")],

@@ -93,8 +93,8 @@ class _Intervals:
                 merged[-1][1] = max(merged[-1][1], hi)
             else:
                 merged.append([lo, hi])
-        self.starts = [lo for lo, _ in merged]
-        self.ends = [hi for _, hi in merged]
+        self.starts = [lo for lo, _hi in merged]
+        self.ends = [hi for _lo, hi in merged]
         self.total = sum(hi - lo + 1 for lo, hi in merged)
 
     def _index(self, value: int) -> int:
@@ -281,7 +281,7 @@ def allocate_addresses(
             raise AddressingError(
                 f"previous must be a mapping of client name to address, got {_type_name(previous)}"
             )
-        for _, name in ranked:
+        for _rank, name in ranked:
             value = previous.get(name)
             if value is None:
                 continue

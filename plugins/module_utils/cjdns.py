@@ -75,7 +75,7 @@ def base32_encode(data):
     data = bytes(data)
     value = int.from_bytes(data, "little")
     chars = []
-    for _ in range((len(data) * 8 + 4) // 5):
+    for _i in range((len(data) * 8 + 4) // 5):
         chars.append(ALPHABET[value & 31])
         value >>= 5
     return "".join(chars)

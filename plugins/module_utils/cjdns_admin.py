@@ -69,7 +69,7 @@ def admin_settings(config_path):
 
 def admin_endpoint(admin):
     """(host, port, password) from a config's ``admin`` mapping."""
-    host, _, port = admin.get("bind", "127.0.0.1:11234").rpartition(":")
+    host, _sep, port = admin.get("bind", "127.0.0.1:11234").rpartition(":")
     return host.strip("[]"), int(port), admin.get("password", "")
 
 

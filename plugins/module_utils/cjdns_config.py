@@ -158,7 +158,7 @@ def _endpoint(text, where):
 
 def _is_int(value, low, high):
     """A JSON integer in [low, high]; bool is not one (json.dump writes true/false)."""
-    return type(value) is int and low <= value <= high
+    return type(value) is int and low <= value <= high  # pylint: disable=unidiomatic-typecheck
 
 
 def _key(value, where):
@@ -193,7 +193,8 @@ def _readable(value, where):
         if not _PLAIN.fullmatch(value):
             raise ConfigError("%s: cjdroute cannot read this string: only printable ASCII "
                               "without quote or backslash" % where)
-    elif type(value) is not int:
+    # Exactly int: bool, an int subclass, is not an integer to cjdroute.
+    elif type(value) is not int:  # pylint: disable=unidiomatic-typecheck
         shown = json.dumps(value) if isinstance(value, (bool, float, type(None))) else None
         raise ConfigError("%s: cjdroute reads only strings, integers, lists and mappings, "
                           "not %s" % (where, shown or type(value).__name__))
@@ -204,7 +205,7 @@ def validate_config(conf):
     if not re.fullmatch(r"[0-9a-f]{64}", str(conf.get("privateKey", ""))):
         raise ConfigError("privateKey: required, 64 lowercase hexadecimal characters")
     admin = conf.get("admin") or {}
-    address, _ = _endpoint(admin.get("bind"), "admin.bind")
+    address, _port = _endpoint(admin.get("bind"), "admin.bind")
     if not address.is_loopback:
         raise ConfigError("admin.bind: %s is not a loopback address; the admin API must "
                           "not be reachable from the mesh" % admin.get("bind"))
@@ -220,11 +221,11 @@ def validate_config(conf):
         users.add(entry.get("user"))
     for i, iface in enumerate(conf.get("interfaces", {}).get("UDPInterface", [])):
         where = "interfaces.UDPInterface[%d]" % i
-        bind, _ = _endpoint(iface.get("bind"), where + ".bind")
+        bind, _port = _endpoint(iface.get("bind"), where + ".bind")
         if not _is_int(iface.get("beacon", 0), 0, 2):
             raise ConfigError("%s.beacon: must be 0, 1 or 2" % where)
         for peer, creds in (iface.get("connectTo") or {}).items():
-            addr, _ = _endpoint(peer, "%s.connectTo" % where)
+            addr, _port = _endpoint(peer, "%s.connectTo" % where)
             if addr.version != bind.version:
                 raise ConfigError("%s.connectTo: %s is IPv%d but the interface binds IPv%d"
                                   % (where, peer, addr.version, bind.version))
@@ -361,7 +362,7 @@ def allow_args(entry):
 def _address(text):
     """An address as IpTunnel_showConnection prints it (possibly with brackets, a
     port or a prefix length), in canonical form; None if it is not one."""
-    text = str(text).split("/")[0]
+    text = str(text).split("/", maxsplit=1)[0]
     if text.startswith("["):
         text = text[1:].split("]")[0]
     elif text.count(":") == 1:

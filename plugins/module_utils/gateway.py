@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ipaddress
 
-import yaml
 from ansible_collections.meshfleet.mesh.plugins.module_utils.addressing import (
     AddressingError,
     allocate_addresses,
@@ -194,6 +193,8 @@ def load(path):
 
 
 def dump(gateways):
+    import yaml  # controller only, like statefile.load_mapping: not needed to import this
+
     plain = {
         str(gw): {
             str(family): {

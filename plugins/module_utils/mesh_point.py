@@ -429,7 +429,7 @@ def conflicting_units(units, interfaces, network_manager):
     NetworkManager (its only user) is installed. ``units``: {name: {load, enabled, active}}."""
     out = []
     for unit, state in sorted(units.items()):
-        base, _, instance = unit.rpartition("@")
+        base, _sep, instance = unit.rpartition("@")
         running = state["active"] in ("active", "activating", "reloading", "failed")
         enabled = state["enabled"] in ("enabled", "enabled-runtime")
         if base in ("wpa_supplicant", "wpa_supplicant-nl80211") and \

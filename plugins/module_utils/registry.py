@@ -16,7 +16,6 @@ operator accepts the change.  Used on the controller only.
 
 from __future__ import annotations
 
-import yaml
 from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import (
     CjdnsKeyError,
     ipv6_from_public_key,
@@ -57,6 +56,8 @@ def load(path):
 
 
 def dump(nodes):
+    import yaml  # controller only, like statefile.load_mapping: not needed to import this
+
     # str(): Ansible hands over tagged str subclasses that safe_dump refuses.
     plain = {str(h): {str(k): str(v) for k, v in nodes[h].items()} for h in sorted(nodes)}
     body = yaml.safe_dump({"nodes": plain},

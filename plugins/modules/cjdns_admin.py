@@ -37,6 +37,8 @@ options:
     description: Seconds to wait for each reply.
     type: float
     default: 3
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: partial
@@ -45,9 +47,10 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 author:
-  - meshfleet contributors
+  - meshfleet contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -54,6 +54,8 @@ options:
     description: Seconds to wait for each admin API reply with O(apply_live).
     type: float
     default: 3
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -61,9 +63,10 @@ attributes:
     support: full
     details: Secrets (private key, passwords) are shown as C(<hidden>).
   platform:
+    support: full
     platforms: posix
 author:
-  - meshfleet contributors
+  - meshfleet contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -10,7 +10,8 @@ DOCUMENTATION = r"""
 module: cjdns_install
 short_description: Install cjdroute from an operator-supplied artifact pinned by sha256
 version_added: 0.1.0
-author: meshfleet.mesh contributors
+author:
+  - meshfleet contributors (!UNKNOWN)
 description:
   - Installs the C(cjdroute) binary at O(dest) from an artifact the operator provides, given as
     a controller path (O(src)) or a URL (O(url)) and pinned by its SHA-256 digest (O(sha256)).
@@ -93,6 +94,23 @@ options:
         a real fleet.
     type: bool
     default: false
+  _probe:
+    description:
+      - Internal use only, set by the action plugin (which refuses it in a task) for its
+        first module execution on the node, the probe, which changes nothing.
+    type: bool
+    default: false
+  _artifact:
+    description:
+      - Internal use only, set by the action plugin (which refuses it in a task) to the
+        path of the artifact it transferred to the node.
+    type: str
+  _source:
+    description:
+      - Internal use only, set by the action plugin (which refuses it in a task) to the
+        artifact's O(url) (credentials masked) or O(src), as messages and O(state_file)
+        name it.
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -222,11 +240,10 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.artifact import (
 
 
 def module_argument_spec():
+    # The documented options, as the action plugin validates them on the controller (it
+    # never passes the controller-side src and cache_dir on to the node, where they are
+    # unused), and the internal ones it sets.
     spec = public_argument_spec()
-    # Controller-side options reach the module only if someone bypasses the action plugin;
-    # keep them plain strings so nothing is expanded on the node.
-    for key in ("src", "cache_dir"):
-        spec[key] = dict(type="str")
     spec.update(
         _probe=dict(type="bool", default=False),
         _artifact=dict(type="str"),

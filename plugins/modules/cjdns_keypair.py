@@ -8,7 +8,8 @@ DOCUMENTATION = r"""
 module: cjdns_keypair
 short_description: Ensure a node has a cjdns private key file and report its public key
 version_added: 0.1.0
-author: meshfleet.mesh contributors
+author:
+  - meshfleet contributors (!UNKNOWN)
 description:
   - Makes sure the cjdns private key file at O(path) exists, holds a valid key and is
     mode C(0600) owned by C(root:root), and returns the node's public key and IPv6 address.

@@ -36,17 +36,25 @@ options:
     description: Accept a key that differs from the recorded one and overwrite the entry.
     type: bool
     default: false
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
   action:
     support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
 author:
-  - meshfleet contributors
+  - meshfleet contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -81,17 +81,25 @@ options:
     description: Leave out clients without a registry entry, with a warning, instead of failing.
     type: bool
     default: false
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
   action:
     support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
 author:
-  - meshfleet contributors
+  - meshfleet contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

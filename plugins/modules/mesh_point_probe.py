@@ -62,15 +62,18 @@ options:
     description: The regulatory database.
     type: path
     default: /lib/firmware/regulatory.db
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 author:
-  - meshfleet contributors
+  - meshfleet contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -228,7 +231,7 @@ def _units(module, names):
                                          "active": current.get("ActiveState", "")}
             current = {}
             continue
-        key, _, value = line.partition("=")
+        key, _sep, value = line.partition("=")
         current[key] = value
     # systemctl shows units in the order asked; Id is the canonical name.
     return states

@@ -49,7 +49,8 @@ def flow(target, port, step, steady):
         for sock in [s for s, t in open_socks.items() if now - t > 3 and s is not one]:
             sock.close()
             del open_socks[sock]
-        ready, _, _ = select.select(list(open_socks), [], [], max(0, next_send - time.monotonic()))
+        ready, _writable, _errored = select.select(list(open_socks), [], [],
+                                                   max(0, next_send - time.monotonic()))
         for sock in ready:
             try:
                 fields = sock.recv(512).decode().split()

@@ -16,7 +16,7 @@ VARS = INVENTORY["all"]["vars"]
 LINKS = VARS["bridge_links"]
 FLEET_ID = VARS["bridge_fleet_id"]
 PLAN = link_plan(LINKS, fleet_id=FLEET_ID)
-(LINK,) = PLAN.values()
+(LINK,) = list(PLAN.values())
 ENDS = {end["host"]: end for end in LINK["ends"]}
 FAR = dict(zip(ENDS, reversed(list(ENDS)), strict=True))
 # Each bridge end's neighbourhood: (the other node there, the neighbourhood's network).

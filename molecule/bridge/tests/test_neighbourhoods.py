@@ -7,7 +7,7 @@ import pytest
 from bridge import NEIGHBOUR, UNIT, fleet_prefix, record
 from meshtest import REAL_REASON, hostname, other, real_daemon, registry, wait_for
 
-testinfra_hosts = sorted(node for node, _ in NEIGHBOUR.values())
+testinfra_hosts = sorted(node for node, _unused in NEIGHBOUR.values())
 REAL = pytest.mark.skipif(not real_daemon(), reason=REAL_REASON)
 ACROSS = {"bridge-a-node": "bridge-b-node", "bridge-b-node": "bridge-a-node"}
 

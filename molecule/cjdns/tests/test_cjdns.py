@@ -129,7 +129,7 @@ def test_nodes_ping_their_peers_over_cjdns(host):
     missing = []
     for other in peers_of(hostname(host)):
         target = registry()[other]["ipv6"]
-        for _ in range(45):
+        for _i in range(45):
             if host.run("ping -6 -c 1 -W 2 %s" % target).rc == 0:
                 break
             time.sleep(1)
@@ -151,7 +151,7 @@ def test_failed_start_leaves_no_core_behind(host):
         try:
             host.run("cat > /etc/cjdns/cjdroute.conf <<'JSON'\n%s\nJSON" % json.dumps(conf))
             host.run("systemctl restart cjdns")
-            for _ in range(40):
+            for _i in range(40):
                 # Between the failed start and the retry (RestartSec) the unit waits.
                 if host.check_output("systemctl show -P SubState cjdns") == "auto-restart":
                     break

@@ -91,7 +91,7 @@ def test_failover_service_enabled_running_and_watching_the_gateways_in_order():
     client = node("cl-client")
     service = client.service("meshfleet-gw-failover")
     assert service.is_enabled and service.is_running
-    for _ in range(20):  # the service writes its view after its first round
+    for _i in range(20):  # the service writes its view after its first round
         state = client.file("/run/meshfleet-gw-failover/state.json")
         if state.exists:
             break
@@ -147,7 +147,7 @@ def test_resolvers_through_the_tunnel():
 def test_tun_carries_every_issued_address_the_primary_first():
     client = node("cl-client")
     want = [issued(gw) for gw in GATEWAYS]
-    for _ in range(60):
+    for _i in range(60):
         addrs = [a["local"] for a in json.loads(client.check_output(
             "ip -j -4 addr show dev cjdns0"))[0]["addr_info"]]
         routes = json.loads(client.check_output("ip -j -4 route show dev cjdns0 proto 52"))

@@ -83,7 +83,7 @@ def test_existing_clients_lost_no_traffic(request, capsys):
             client = other(request, name)
             with client.sudo():
                 replies = udp_flow.parse(client.file("/run/mft-flow.log").content_string)
-            outage, _ = udp_flow.measure(replies, rec["t0"], uplink, now, STEP)
+            outage, _unused = udp_flow.measure(replies, rec["t0"], uplink, now, STEP)
             during = [r for r in replies if rec["t0"] <= r[0] <= rec["t1"]]
             results[name] = {
                 "outage_s": round(outage, 2),

@@ -50,7 +50,7 @@ def stations(host, dev="mesh0", ns=None):
         if match:
             current = result.setdefault(match.group(1), {})
         elif current is not None and ":" in line:
-            key, _, value = line.strip().partition(":")
+            key, _sep, value = line.strip().partition(":")
             current[key.strip()] = value.strip()
     return result
 

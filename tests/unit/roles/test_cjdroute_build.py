@@ -133,8 +133,8 @@ def test_builds_checks_and_caches(tmp_path):
 
     # Same input: nothing is built, the output stays as it is.
     mtime = binary.stat().st_mtime_ns
-    again, _ = build(tmp_path, cjdroute_build_source=str(src),
-                     cjdroute_build_source_sha256=sha256(src))
+    again, _unused = build(tmp_path, cjdroute_build_source=str(src),
+                           cjdroute_build_source_sha256=sha256(src))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "built cjdroute" not in again.stdout
     assert binary.stat().st_mtime_ns == mtime

@@ -81,7 +81,7 @@ def test_records_then_no_change_then_check_mode(fleet):
     assert yaml.safe_load(text) == {"nodes": {"node1": entry(A), "node2": entry(B)}}
     before = fleet.snapshot()
 
-    rc, (recorded, _) = fleet.run(keys)
+    rc, (recorded, _unused) = fleet.run(keys)
     assert rc == 0
     assert [recorded[h]["changed"] for h in ("node1", "node2")] == [False, False]
     assert fleet.snapshot() == before
@@ -96,7 +96,7 @@ def test_records_then_no_change_then_check_mode(fleet):
     assert fleet.snapshot() == before
 
     # Check mode on a node that has no key yet (empty public_key): nothing to record.
-    rc, (recorded, _) = fleet.run(dict(keys, node3=""), check=True)
+    rc, (recorded, _unused) = fleet.run(dict(keys, node3=""), check=True)
     assert rc == 0 and recorded["node3"]["changed"] is True
     assert fleet.snapshot() == before
 

@@ -45,7 +45,7 @@ def run(tmp_path, clients, registered, check=False, **extra):
             "clients": clients, "pool": "10.99.0.0/24", **extra}
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"gw1": host}}}))
     args = ["-i", str(tmp_path / "hosts.yml"), str(tmp_path / "site.yml")]
-    _, report = run_playbook(tmp_path, args + (["--check"] if check else []))
+    _unused, report = run_playbook(tmp_path, args + (["--check"] if check else []))
     return report["plays"][0]["tasks"][0]["hosts"]["gw1"]
 
 
@@ -54,7 +54,7 @@ def test_allocates_writes_and_returns_allowed_connections(tmp_path):
     assert result["changed"] and not result.get("failed")
     clients = result["allocation"]["ipv4"]["clients"]
     assert [e["ip4Address"] for e in result["allowed_connections"]] == [clients["c1"],
-                                                                         clients["c2"]]
+                                                                        clients["c2"]]
     assert result["allowed_connections"][0]["publicKey"] == VECTORS[0]["public_key"]
     stored = yaml.safe_load((tmp_path / "gateway_allocations.yml").read_text())
     assert stored["gateways"]["gw1"]["ipv4"]["clients"] == clients

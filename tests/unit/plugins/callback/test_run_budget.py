@@ -242,7 +242,7 @@ def test_output_path_names_the_playbook(tmp_path):
 
 
 def test_edge_cases(tmp_path):
-    _, report = run_playbook(tmp_path, EDGE_PLAYBOOK)
+    _unused, report = run_playbook(tmp_path, EDGE_PLAYBOOK)
 
     for host in HOSTS:
         counts = report["hosts"][host]

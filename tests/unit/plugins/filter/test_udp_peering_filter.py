@@ -33,8 +33,10 @@ def fleet(**declared):
     return peers
 
 
-def part(host, peers, registry=REGISTRY, addresses=ADDRESSES, secret=SECRET, port=PORT,
+def part(host, peers, registry=REGISTRY, addresses=None, secret=SECRET, port=PORT,
          skip_missing=False):
+    if addresses is None:
+        addresses = ADDRESSES
     return udp_peering(host, peers, addresses, registry, secret, port, skip_missing)
 
 

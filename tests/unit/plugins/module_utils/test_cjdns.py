@@ -196,7 +196,7 @@ def test_key_error_is_value_error():
 
 
 def test_generate_keypair_consistent(backend):
-    for _ in range(3):
+    for _i in range(3):
         private, public, ipv6 = generate_keypair()
         assert ipv6.startswith("fc")
         assert check_private_key(private) == private

@@ -318,7 +318,7 @@ def test_replies_for_another_txid_are_skipped(server, client):
 def test_pagination(server, client):
     peers = client.call_all_pages("InterfaceController_peerStats", {}, "peers")
     assert peers == server.peers
-    assert [args[b"page"] for _, args in server.calls] == [0, 1, 2]
+    assert [args[b"page"] for _unused, args in server.calls] == [0, 1, 2]
 
 
 def test_pagination_single_page(server, client):

@@ -410,7 +410,7 @@ OUTGOING = ("router", "ipTunnel", "outgoingConnections")
     (("authorizedPasswords", 0), {"user": "x"}, "authorizedPasswords[0]: password is empty"),
     # UDP endpoints, ports, families, keys
     (UDP0 + ("bind",), "192.0.2.1", "interfaces.UDPInterface[0].bind: '192.0.2.1' is not "
-                                 "IPv4:port"),
+                                    "IPv4:port"),
     (UDP0 + ("bind",), "0.0.0.0:65536", "interfaces.UDPInterface[0].bind: port 65536 is "
                                         "outside 1-65535"),
     (UDP0 + ("bind",), "0.0.0.0:0", "interfaces.UDPInterface[0].bind: port 0 is outside"),
@@ -485,7 +485,7 @@ OUTGOING = ("router", "ipTunnel", "outgoingConnections")
      "in the cjdns base32 alphabet" % K1["public_key"][1:]),
     (ALLOWED + (0, "publicKey"), K1["public_key"].upper(), "allowedConnections[0].publicKey"),
     (ALLOWED + (0, "publicKey"), K1["public_key"][1:], "must be 52 base32 characters followed "
-                                                      "by '.k', got 51"),
+                                                       "by '.k', got 51"),
     (ALLOWED + (0, "publicKey"), _DELETE, "allowedConnections[0].publicKey: public key must be "
                                           "a string, got NoneType"),
     (ALLOWED + (0, "ip4Address"), _DELETE,

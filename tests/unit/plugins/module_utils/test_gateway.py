@@ -126,8 +126,8 @@ def test_first_run_writes_state_and_matches_filter(tmp_path):
 
 def test_adding_and_removing_clients_moves_nobody(tmp_path):
     path = tmp_path / "alloc.yml"
-    _, first = run(path, [f"c{i}" for i in range(40)])
-    _, second = run(path, [f"c{i}" for i in range(40)] + ["new1", "new2"])
+    _unused, first = run(path, [f"c{i}" for i in range(40)])
+    _unused, second = run(path, [f"c{i}" for i in range(40)] + ["new1", "new2"])
     kept = first["ipv4"]["clients"]
     assert all(second["ipv4"]["clients"][c] == a for c, a in kept.items())
     changed, third = run(path, [f"c{i}" for i in range(0, 40, 2)] + ["new2"])
@@ -147,8 +147,8 @@ def test_stability_property(tmp_path_factory, first, second):
     its address (a /27 has 29 usable addresses, so collisions are frequent)."""
     path = tmp_path_factory.mktemp("p") / "alloc.yml"
     pools = {"ipv4": dict(POOL4, pool="10.99.0.0/27")}
-    _, a = run(path, sorted(first), pools)
-    _, b = run(path, sorted(second), pools)
+    _unused, a = run(path, sorted(first), pools)
+    _unused, b = run(path, sorted(second), pools)
     for client in first & second:
         assert a["ipv4"]["clients"][client] == b["ipv4"]["clients"][client]
     assert len(set(b["ipv4"]["clients"].values())) == len(second)
@@ -163,12 +163,12 @@ def test_check_mode_writes_nothing(tmp_path):
 
 def test_pool_change_reallocates_outside_addresses(tmp_path):
     path = tmp_path / "alloc.yml"
-    _, small = run(path, ["c1", "c2"])
+    _unused, small = run(path, ["c1", "c2"])
     grown = {"ipv4": dict(POOL4, pool="10.99.0.0/16")}
-    _, big = run(path, ["c1", "c2"], grown)
+    _unused, big = run(path, ["c1", "c2"], grown)
     assert big["ipv4"]["clients"] == small["ipv4"]["clients"]  # still valid: kept
     moved = {"ipv4": dict(POOL4, pool="10.77.0.0/24")}
-    _, other = run(path, ["c1", "c2"], moved)
+    _unused, other = run(path, ["c1", "c2"], moved)
     assert all(ipaddress.ip_address(a) in ipaddress.ip_network("10.77.0.0/24")
                for a in other["ipv4"]["clients"].values())
 
@@ -191,14 +191,14 @@ def test_ipv6_family_and_other_gateways_kept_or_pruned(tmp_path):
     path = tmp_path / "alloc.yml"
     pools = {"ipv4": POOL4, "ipv6": {"pool": "2001:db8:99::/64", "address": "",
                                      "pinned": {}, "reserved": []}}
-    _, result = run(path, ["c1"], pools)
+    _unused, result = run(path, ["c1"], pools)
     assert result["ipv6"]["address"] == "2001:db8:99::1"
     assert ipaddress.ip_address(result["ipv6"]["clients"]["c1"]) in ipaddress.ip_network(
         "2001:db8:99::/64")
     gateway.plan(str(path), "gw2", ["c1"], {"ipv4": dict(POOL4, pool="10.98.0.0/24")})
     assert set(gateway.load(path)) == {"gw1", "gw2"}
     # gw2 left the inventory: gw1's next run drops its entry.
-    changed, _ = run(path, ["c1"], pools, gateways={"gw1": {}})
+    changed, _unused = run(path, ["c1"], pools, gateways={"gw1": {}})
     assert changed and set(gateway.load(path)) == {"gw1"}
 
 
@@ -237,7 +237,7 @@ def test_allowed_connections_entries():
         {"publicKey": VECTORS[1]["public_key"], "ip4Address": "10.99.0.7", "ip4Prefix": 0,
          "ip4Alloc": 32},
     ]
-    assert all(type(e["ip4Prefix"]) is int for e in entries)
+    assert all(type(e["ip4Prefix"]) is int for e in entries)  # pylint: disable=unidiomatic-typecheck
 
 
 # ----------------------------------------------------------------- state files

@@ -104,7 +104,7 @@ def test_bad_files_are_named_in_the_message(tmp_path, text, message):
 def test_wrong_ipv6_for_the_key_is_detected(tmp_path):
     file = tmp_path / "r.yml"
     file.write_text(registry.dump({"n1": entry(A), "n2": {"public_key": B["public_key"],
-                                                         "ipv6": A["ipv6"]}}))
+                                                          "ipv6": A["ipv6"]}}))
     with pytest.raises(registry.RegistryError) as info:
         registry.load(str(file))
     assert str(info.value) == ("key registry %s: node 'n2' lists ipv6 %s but its key gives %s"

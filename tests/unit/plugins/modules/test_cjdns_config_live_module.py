@@ -110,7 +110,7 @@ def parts(port, allowed, outgoing=(), peer_password=None):
 @pytest.fixture
 def running(node, port):
     """A node whose config allows K1 and K2, with the daemon running from it."""
-    result, _ = node.run(parts(port, [entry(K1, 2), entry(K2, 3)]), apply_live=True)
+    result, _unused = node.run(parts(port, [entry(K1, 2), entry(K2, 3)]), apply_live=True)
     # Nothing on the node before: no config to compare, a (first) start is needed.
     assert result["restart"] is True and "no readable config" in result["restart_reason"]
     daemon = Daemon(node.conf)
@@ -120,7 +120,7 @@ def running(node, port):
 
 def test_adding_a_client_is_applied_live(node, port, running):
     new = [entry(K1, 2), entry(K2, 3), entry(K3, 4)]
-    result, _ = node.run(parts(port, new), apply_live=True)
+    result, _unused = node.run(parts(port, new), apply_live=True)
     assert result["changed"] is True and result["restart"] is False
     assert result["live"] == {"added": [K3], "removed": [], "changed": [],
                               "removed_connections": 0, "allowed_connections": 1}
@@ -131,13 +131,13 @@ def test_adding_a_client_is_applied_live(node, port, running):
     # Idempotent: the second run changes nothing and calls nothing that changes anything.
     # (Connection numbers only grow: a remove and re-add would move `next` on.)
     before = (running.tunnels.next, copy.deepcopy(running.tunnels.connections))
-    result, _ = node.run(parts(port, new), apply_live=True)
+    result, _unused = node.run(parts(port, new), apply_live=True)
     assert result["changed"] is False and result["restart"] is False and "live" not in result
     assert (running.tunnels.next, running.tunnels.connections) == before
 
 
 def test_removed_and_changed_clients_are_applied_live(node, port, running):
-    result, _ = node.run(parts(port, [entry(K2, 9)]), apply_live=True)
+    result, _unused = node.run(parts(port, [entry(K2, 9)]), apply_live=True)
     assert result["restart"] is False
     assert result["live"] == {"added": [], "removed": [K1], "changed": [K2],
                               "removed_connections": 2, "allowed_connections": 1}
@@ -146,7 +146,8 @@ def test_removed_and_changed_clients_are_applied_live(node, port, running):
 
 def test_check_mode_reports_and_changes_nothing(node, port, running):
     before_file, before_live = node.conf.read_bytes(), dict(running.tunnels.connections)
-    result, _ = node.run(parts(port, [entry(K1, 2), entry(K3, 4)]), check=True, apply_live=True)
+    result, _unused = node.run(parts(port, [entry(K1, 2), entry(K3, 4)]), check=True,
+                               apply_live=True)
     assert result["changed"] is True and result["restart"] is False
     assert result["live"]["added"] == [K3] and result["live"]["removed"] == [K2]
     assert "would apply live" in result["msg"]
@@ -156,7 +157,7 @@ def test_check_mode_reports_and_changes_nothing(node, port, running):
 
 def test_any_other_change_asks_for_a_restart(node, port, running):
     before_live = dict(running.tunnels.connections)
-    result, _ = node.run(parts(port, [entry(K1, 2), entry(K2, 3), entry(K3, 4)],
+    result, _unused = node.run(parts(port, [entry(K1, 2), entry(K2, 3), entry(K3, 4)],
                                peer_password="another-peer-password"), apply_live=True)
     assert result["changed"] is True and result["restart"] is True
     assert result["restart_reason"] == "more than router.ipTunnel.allowedConnections changed"
@@ -167,14 +168,14 @@ def test_any_other_change_asks_for_a_restart(node, port, running):
 
 
 def test_outgoing_change_asks_for_a_restart(node, port, running):
-    result, _ = node.run(parts(port, [entry(K1, 2), entry(K2, 3)], outgoing=[K3]),
-                         apply_live=True)
+    result, _unused = node.run(parts(port, [entry(K1, 2), entry(K2, 3)], outgoing=[K3]),
+                               apply_live=True)
     assert result["restart"] is True
 
 
 def test_no_running_daemon_asks_for_a_restart(node, port, running):
     running.stop()
-    result, _ = node.run(parts(port, [entry(K1, 2)]), apply_live=True, admin_timeout=1)
+    result, _unused = node.run(parts(port, [entry(K1, 2)]), apply_live=True, admin_timeout=1)
     assert result["changed"] is True and result["restart"] is True
     assert result["restart_reason"].startswith("cjdns admin API: ")
     assert len(json.loads(node.conf.read_text())["router"]["ipTunnel"]["allowedConnections"]) == 1
@@ -183,13 +184,13 @@ def test_no_running_daemon_asks_for_a_restart(node, port, running):
 def test_a_failing_admin_call_asks_for_a_restart(node, port, running):
     # The daemon refuses the call (here: a wrong admin password on its side).
     running.api.password = b"not-the-password"
-    result, _ = node.run(parts(port, [entry(K1, 2)]), apply_live=True, admin_timeout=1)
+    result, _unused = node.run(parts(port, [entry(K1, 2)]), apply_live=True, admin_timeout=1)
     assert result["restart"] is True and "Auth failed" in result["restart_reason"]
 
 
 def test_without_apply_live_every_change_asks_for_a_restart(node, port, running):
     before_live = dict(running.tunnels.connections)
-    result, _ = node.run(parts(port, [entry(K1, 2)]))
+    result, _unused = node.run(parts(port, [entry(K1, 2)]))
     assert result["changed"] is True and result["restart"] is True
     assert result["restart_reason"] == "apply_live is off"
     assert running.tunnels.connections == before_live
@@ -201,7 +202,7 @@ def test_standin_keeps_outgoing_connections(node, port, tmp_path):
     node.run(parts(port, [entry(K1, 2)], outgoing=[K3]), apply_live=True)
     daemon = Daemon(node.conf)
     try:
-        result, _ = node.run(parts(port, [entry(K2, 3)], outgoing=[K3]), apply_live=True)
+        result, _unused = node.run(parts(port, [entry(K2, 3)], outgoing=[K3]), apply_live=True)
         assert result["restart"] is False
         assert daemon.allowed() == ({K2: ("10.99.0.3", "2001:db8:99::3")}, [K3])
     finally:

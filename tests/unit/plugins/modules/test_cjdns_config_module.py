@@ -151,7 +151,7 @@ def test_identical_parts_change_nothing(node):
     before = node.stat()
     password = json.loads(node.conf.read_text())["admin"]["password"]
     for diff in (False, True):
-        result, _ = node.run(copy.deepcopy(parts), diff=diff)
+        result, _unused = node.run(copy.deepcopy(parts), diff=diff)
         assert result["changed"] is False
         assert "diff" not in result
         assert node.stat() == before  # same inode, mtime, mode and bytes
@@ -179,7 +179,7 @@ def test_admin_password_none_in_the_live_file_is_replaced(node):
     conf = json.loads(node.conf.read_text())
     conf["admin"]["password"] = "NONE"
     node.conf.write_text(json.dumps(conf))
-    result, _ = node.run([cjdns_part()])
+    result, _unused = node.run([cjdns_part()])
     assert result["changed"] is True
     assert re.fullmatch(r"[0-9a-f]{32}", json.loads(node.conf.read_text())["admin"]["password"])
 
@@ -190,7 +190,7 @@ def test_admin_password_from_a_part_is_used(node):
     node.run([part])
     assert json.loads(node.conf.read_text())["admin"]["password"] == "operator-chosen"
     part["config"]["admin"]["password"] = "NONE"
-    result, _ = node.run([part])
+    result, _unused = node.run([part])
     assert result["failed"] is True
     assert result["msg"] == ("cjdroute.conf would be invalid, nothing was changed: "
                              "admin.password: a real password is required")
@@ -227,11 +227,11 @@ def test_check_mode_writes_nothing(node):
 
     node.run([cjdns_part()])
     before = node.stat()
-    result, _ = node.run([cjdns_part(), gateway_part()], check=True, diff=True)
+    result, _unused = node.run([cjdns_part(), gateway_part()], check=True, diff=True)
     assert result["changed"] is True
     assert "allowedConnections" in result["diff"]["after"]
     assert node.stat() == before
-    result, _ = node.run([cjdns_part()], check=True)
+    result, _unused = node.run([cjdns_part()], check=True)
     assert result["changed"] is False
     assert node.files() == ["cjdroute.conf"]
 
@@ -272,7 +272,7 @@ def test_invalid_parts_fail_and_change_nothing(node, parts, message):
 
 
 def test_invalid_parts_on_a_fresh_node_write_nothing(node):
-    result, _ = node.run([{"name": "cjdns", "config": {"admin": {"bind": "[::]:11234"}}}])
+    result, _unused = node.run([{"name": "cjdns", "config": {"admin": {"bind": "[::]:11234"}}}])
     assert result["failed"] is True
     assert "nothing was changed" in result["msg"]
     assert node.files() is None
@@ -280,7 +280,7 @@ def test_invalid_parts_on_a_fresh_node_write_nothing(node):
 
 def test_missing_key_in_check_mode_is_a_pending_change(tmp_path, capsys):
     node = Node(tmp_path, capsys)  # no key file: cjdns_keypair makes it on a real run
-    result, _ = node.run([cjdns_part()], check=True)
+    result, _unused = node.run([cjdns_part()], check=True)
     assert result["changed"] is True and not result.get("failed")
     assert (result["public_key"], result["ipv6"]) == ("", "")
     assert "no key pair yet" in result["msg"]
@@ -289,7 +289,7 @@ def test_missing_key_in_check_mode_is_a_pending_change(tmp_path, capsys):
 
 def test_missing_key_in_normal_mode_fails(tmp_path, capsys):
     node = Node(tmp_path, capsys)
-    result, _ = node.run([cjdns_part()])
+    result, _unused = node.run([cjdns_part()])
     assert result["failed"] is True
     assert result["msg"] == ("cannot read the private key %s: No such file or directory"
                              % node.key)
@@ -323,7 +323,7 @@ def test_unreadable_live_file_is_replaced(node):
     node.dir.mkdir(parents=True)
     node.conf.write_text("// commented cjdns JSON, as --genconf writes it\n{}")
     node.conf.chmod(0o600)
-    result, _ = node.run([cjdns_part()], diff=True)
+    result, _unused = node.run([cjdns_part()], diff=True)
     assert result["changed"] is True and result["diff"]["before"] == ""
     assert strict_json(node.conf.read_text())["publicKey"] == OWN["public_key"]
 
@@ -332,14 +332,14 @@ def test_wrong_mode_is_fixed_even_when_content_is_unchanged(node):
     node.run([cjdns_part()])
     node.conf.chmod(0o644)
     content = node.conf.read_bytes()
-    result, _ = node.run([cjdns_part()], check=True)
+    result, _unused = node.run([cjdns_part()], check=True)
     assert result["changed"] is True
     assert stat.S_IMODE(node.conf.stat().st_mode) == 0o644
-    result, _ = node.run([cjdns_part()])
+    result, _unused = node.run([cjdns_part()])
     assert result["changed"] is True
     assert stat.S_IMODE(node.conf.stat().st_mode) == 0o600
     assert node.conf.read_bytes() == content
-    result, _ = node.run([cjdns_part()])
+    result, _unused = node.run([cjdns_part()])
     assert result["changed"] is False
 
 
@@ -361,7 +361,7 @@ def test_private_key_is_never_readable_by_others(node, monkeypatch, existing_mod
     monkeypatch.setattr(AnsibleModule, "atomic_move", watching)
     old_umask = os.umask(0o022)
     try:
-        result, _ = node.run([cjdns_part()])
+        result, _unused = node.run([cjdns_part()])
     finally:
         os.umask(old_umask)
     assert result["changed"] is True
@@ -384,6 +384,6 @@ def test_only_secrets_are_masked_in_the_result(node):
     assert shown["interfaces"]["UDPInterface"][0]["beacon"] == 0
     assert PEER_PASSWORD not in out
 
-    result, _ = node.run([cjdns_part(), {"name": "extra", "config": {"noBackground": 0}}])
+    result, _unused = node.run([cjdns_part(), {"name": "extra", "config": {"noBackground": 0}}])
     assert result["msg"] == ("cjdroute.conf would be invalid, nothing was changed: "
                              "noBackground: part 'extra' sets 0 but part 'cjdns' already set 1")

@@ -81,7 +81,7 @@ def test_supplied_key_written(tmp_path, capsys):
     assert mode(key_file) == 0o600
     assert_secret_free(out, KEY_A["private_key"])
 
-    failed, result, _ = run(capsys, path=key_file, private_key=KEY_A["private_key"])
+    failed, result, _unused = run(capsys, path=key_file, private_key=KEY_A["private_key"])
     assert not failed and result["changed"] is False
 
 
@@ -133,7 +133,7 @@ def test_invalid_file_fails_unless_forced(tmp_path, capsys):
     assert key_file.read_text() == NON_FC_PRIVATE + "\n"
     assert_secret_free(out, NON_FC_PRIVATE)
 
-    failed, result, _ = run(capsys, path=key_file, private_key=KEY_A["private_key"])
+    failed, result, _unused = run(capsys, path=key_file, private_key=KEY_A["private_key"])
     assert failed and "force=true" in result["msg"]
 
     failed, result, out = run(capsys, path=key_file, private_key=KEY_A["private_key"], force=True)
@@ -143,7 +143,7 @@ def test_invalid_file_fails_unless_forced(tmp_path, capsys):
 
 
 def test_directory_at_path_fails(tmp_path, capsys):
-    failed, result, _ = run(capsys, path=tmp_path)
+    failed, result, _unused = run(capsys, path=tmp_path)
     assert failed and "not a regular file" in result["msg"]
 
 
@@ -154,7 +154,7 @@ def test_mode_fixed(tmp_path, capsys):
     if IS_ROOT:
         os.chown(key_file, 65534, 65534)
 
-    failed, result, _ = run(capsys, check_mode=True, path=key_file)
+    failed, result, _unused = run(capsys, check_mode=True, path=key_file)
     assert not failed and result["changed"] is True
     assert mode(key_file) == 0o644
 
@@ -171,7 +171,7 @@ def test_mode_fixed(tmp_path, capsys):
 
 def test_check_mode_missing_key_writes_nothing(tmp_path, capsys):
     key_file = tmp_path / "cjdns" / "private.key"
-    failed, result, _ = run(capsys, check_mode=True, path=key_file)
+    failed, result, _unused = run(capsys, check_mode=True, path=key_file)
     assert not failed
     assert result["changed"] is True and result["generated"] is True
     assert result["check_mode_pending"] is True
@@ -198,11 +198,11 @@ def test_check_mode_mismatch_still_fails(tmp_path, capsys):
     key_file = tmp_path / "private.key"
     key_file.write_text(KEY_A["private_key"])
     key_file.chmod(0o600)
-    failed, result, _ = run(
+    failed, result, _unused = run(
         capsys, check_mode=True, path=key_file, private_key=KEY_B["private_key"]
     )
     assert failed
-    failed, result, _ = run(
+    failed, result, _unused = run(
         capsys, check_mode=True, path=key_file, private_key=KEY_B["private_key"], force=True
     )
     assert not failed and result["changed"] is True

@@ -57,7 +57,7 @@ def test_up_goes_down_only_after_down_after_failed_rounds_in_a_row():
 
 def test_down_comes_up_only_after_up_after_good_rounds_in_a_row():
     h = fo.Health(DOWN, 0, 4)
-    for _ in range(2):
+    for _i in range(2):
         h = fo.observe(h, True, 2, 3)
         assert h.state == DOWN
     assert fo.observe(h, True, 2, 3).state == UP
@@ -85,23 +85,23 @@ def test_start_uses_the_first_gateway_in_order_before_any_result():
 
 
 def test_priority_order_not_answer_order():
-    chosen, _ = fold([ALL])
+    chosen, _unused = fold([ALL])
     assert chosen == ["gw1"]
 
 
 def test_primary_failing_switches_on_the_second_failed_round_to_the_next():
-    chosen, _ = fold([ALL, NO1, NO1, NO1])
+    chosen, _unused = fold([ALL, NO1, NO1, NO1])
     assert chosen == ["gw1", "gw1", "gw2", "gw2"]
 
 
 def test_fail_back_to_the_primary_after_three_good_rounds():
-    chosen, _ = fold([ALL, NO1, NO1, ALL, ALL, ALL, ALL])
+    chosen, _unused = fold([ALL, NO1, NO1, ALL, ALL, ALL, ALL])
     assert chosen == ["gw1", "gw1", "gw2", "gw2", "gw2", "gw1", "gw1"]
 
 
 def test_second_gateway_down_too_goes_to_the_third():
     only3 = {"gw3": True}
-    chosen, _ = fold([ALL, only3, only3])
+    chosen, _unused = fold([ALL, only3, only3])
     assert chosen[-1] == "gw3"
 
 
@@ -113,7 +113,7 @@ def test_all_down_keeps_the_last_choice():
 
 
 def test_all_down_from_the_start_keeps_the_first_in_order():
-    chosen, _ = fold([{}, {}, {}])
+    chosen, _unused = fold([{}, {}, {}])
     assert chosen == ["gw1", "gw1", "gw1"]
 
 
@@ -125,13 +125,13 @@ def test_flapping_primary_never_takes_the_traffic_back():
 
 
 def test_single_failures_on_the_active_gateway_do_not_switch():
-    chosen, _ = fold([ALL] + [NO1, ALL] * 10)
+    chosen, _unused = fold([ALL] + [NO1, ALL] * 10)
     assert set(chosen) == {"gw1"}
 
 
 def test_a_backup_answering_late_does_not_take_the_traffic():
     late = [{"gw1": True}, {"gw1": True}, ALL, ALL]
-    chosen, _ = fold(late)
+    chosen, _unused = fold(late)
     assert set(chosen) == {"gw1"}
 
 
@@ -209,7 +209,7 @@ A, B, C = "10.64.1.7", "10.65.2.9", "10.66.3.4"
 
 def test_plan_is_empty_when_everything_is_in_place():
     routes = {"0.0.0.0/1": A, "128.0.0.0/1": A}
-    _, cmds = run_plan([A, B], routes, [A, B], A)
+    _unused, cmds = run_plan([A, B], routes, [A, B], A)
     assert cmds == []
 
 
@@ -223,7 +223,7 @@ def test_plan_moves_the_chosen_address_first_without_losing_a_route():
 
 def test_plan_puts_back_what_cjdns_replaced():
     # cjdns' SIOCSIFADDR for C replaced the first address (A, in use) with C at the end.
-    tun, _ = run_plan([B, C], dict(CJDNS_ROUTES), [A, B, C], A)
+    tun, _unused = run_plan([B, C], dict(CJDNS_ROUTES), [A, B, C], A)
     assert tun.addresses[0] == A and sorted(tun.addresses) == sorted([A, B, C])
     assert set(tun.routes.values()) == {A}
 
@@ -259,13 +259,13 @@ def test_plan_reaches_the_wanted_state_without_dropping_routes(order, keep, issu
     issued = set(issued) | set(present)
     routes = {"0.0.0.0/1": src if src in present else None,
               "128.0.0.0/1": src if src in present else None}
-    tun, _ = run_plan(present, routes, sorted(issued), first)
+    tun, _unused = run_plan(present, routes, sorted(issued), first)
     assert sorted(tun.addresses) == sorted(issued)  # all issued back, nothing else added
     assert tun.route_count_low == 2  # no moment without cjdns' routes
     if first in issued:
         assert tun.addresses[0] == first
         assert set(tun.routes.values()) == {first}
-    _, again = run_plan(tun.addresses, tun.routes, sorted(issued), first)
+    _unused, again = run_plan(tun.addresses, tun.routes, sorted(issued), first)
     assert again == []  # a second pass has nothing to do
 
 
@@ -394,7 +394,7 @@ def test_every_probe_round_is_a_new_flow_for_conntrack(monkeypatch):
     monkeypatch.setattr(fo.select, "select", lambda r, w, x, t: ([], [], []))
     prober = fo.Prober(fo.parse_config(GOOD), lambda fd: None)
     ids = set()
-    for _ in range(20):
+    for _i in range(20):
         sent.clear()
         assert prober.run([A, B], [], 0.0) == set()
         assert len(set(sent)) == 1  # one id within a round, for every gateway

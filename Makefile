@@ -1,7 +1,7 @@
 # meshfleet.mesh: the two commands of the README, and their parts.
 SHELL := /bin/bash
 
-.PHONY: test lint unit build molecule images venv lab lab-down bench cjdroute
+.PHONY: test lint unit sanity build molecule images venv lab lab-down bench cjdroute
 
 ## Every check, from a fresh machine (this is what CI runs).
 test:
@@ -11,6 +11,8 @@ lint:
 	scripts/test.sh lint
 unit:
 	scripts/test.sh unit
+sanity:
+	scripts/test.sh sanity
 build:
 	scripts/test.sh build
 ## One scenario: make molecule SCENARIOS=cjdns MESHFLEET_SUITES=bookworm

@@ -122,8 +122,9 @@ ensure_binfmt() {
       || die "binfmt_misc could not be mounted" "as root: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc"
   fi
   update-binfmts --enable "$q" >/dev/null 2>&1 || true
-  grep -qx enabled "/proc/sys/fs/binfmt_misc/$q" 2>/dev/null && grep -q '^flags:.*F' "/proc/sys/fs/binfmt_misc/$q" \
-    || die "no enabled binfmt_misc handler with the F flag for $q" "update-binfmts --enable $q (from qemu-user-static)"
+  if ! { grep -qx enabled "/proc/sys/fs/binfmt_misc/$q" 2>/dev/null && grep -q '^flags:.*F' "/proc/sys/fs/binfmt_misc/$q"; }; then
+    die "no enabled binfmt_misc handler with the F flag for $q" "update-binfmts --enable $q (from qemu-user-static)"
+  fi
 }
 
 # True when images can be pulled.  Set MESHFLEET_REGISTRY=0/1 to skip the probe.

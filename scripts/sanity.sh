@@ -12,8 +12,8 @@
 # nothing committed) and the tests run there.
 #
 # ansible-test bootstraps pip in each of its virtualenvs with a get-pip script it
-# downloads from ci-files.testing.ansible.com, which our machines need not reach (PyPI and
-# Debian's packages are what they reach): when its cache has no such script
+# downloads from a host of its own, which our machines need not reach (PyPI and Debian's
+# packages are what they reach): when its cache has no such script
 # (~/.ansible/test/cache/get_pip_<version>.py), a stand-in of our own is put there:
 # ensurepip, then `pip install` of what it is asked for (the pinned pip), from PyPI.
 set -uo pipefail

@@ -2,7 +2,7 @@
 # Every check of the project, from a fresh machine: `make test` runs this.
 #
 #   scripts/test.sh               all steps
-#   scripts/test.sh lint unit     only the named steps (lint unit build molecule)
+#   scripts/test.sh lint unit     only the named steps (lint unit sanity build molecule)
 #   SCENARIOS="cjdns gateway" scripts/test.sh molecule     some scenarios only
 #   MESHFLEET_SUITES="bookworm"  limit the image suites (default: bookworm trixie)
 #   CJDNS_SOURCE=path-or-URL [CJDNS_SOURCE_SHA256=sum]   the cjdns source to build from
@@ -22,7 +22,7 @@ ROOT=$PWD
 . scripts/lib.sh
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(lint unit build molecule)
+[ ${#steps[@]} -gt 0 ] || steps=(lint unit sanity build molecule)
 read -r -a suites <<<"${MESHFLEET_SUITES:-bookworm trixie}"
 # Scenarios that also run on trixie: the per-role ones (the fleet-wide scenario and the
 # qemu radio scenario run on bookworm only, to keep CI well inside its hour).
@@ -70,8 +70,8 @@ molecule_run() {  # molecule_run SCENARIO SUITE: its output also goes to .build/
 # --- set-up ---------------------------------------------------------------------
 needs_docker=""
 for s in "${steps[@]}"; do
-  case "$s" in lint|unit|build) ;; molecule) needs_docker=docker ;;
-    *) die "unknown step '$s'" "use lint, unit, build or molecule" ;; esac
+  case "$s" in lint|unit|sanity|build) ;; molecule) needs_docker=docker ;;
+    *) die "unknown step '$s'" "use lint, unit, sanity, build or molecule" ;; esac
 done
 setup_env "$ROOT"
 mkdir -p .build/logs
@@ -98,7 +98,11 @@ bg_wait_step() {  # bg_wait_step KEY NAME: wait for it, print its output, report
 declare -A bg_pid=() bg_start=()
 # Each background step in its own process group, ended with the run (Ctrl-C, a failure).
 set -m
-trap 'for p in "${bg_pid[@]}"; do kill -- "-$p" 2>/dev/null; done' EXIT
+end_background() {
+  local pid
+  for pid in "${bg_pid[@]}"; do kill -- "-$pid" 2>/dev/null; done
+}
+trap end_background EXIT
 
 # The daemon the scenarios run: the real cjdroute, built from the cjdns source for amd64,
 # arm64 and armhf (scripts/cjdroute.sh, cached: seconds when nothing changed), unless
@@ -177,6 +181,9 @@ for step in "${steps[@]}"; do
       ;;
     unit)
       run_step "pytest unit" pytest -q tests/unit
+      ;;
+    sanity)
+      run_step "ansible-test sanity" scripts/sanity.sh
       ;;
     build)
       run_step "collection build+doc" step_build

@@ -74,7 +74,7 @@ def parse_station_dump(interface, text):
             continue
         if current is None:
             continue
-        key, _, value = line.strip().partition(":")
+        key, _sep, value = line.strip().partition(":")
         value = value.strip()
         if key == "signal":
             number = re.match(r"(-?\d+)", value)

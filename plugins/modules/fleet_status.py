@@ -47,15 +47,18 @@ options:
     description: Seconds to wait for each admin API reply.
     type: float
     default: 3
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 author:
-  - meshfleet contributors
+  - meshfleet contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -124,10 +127,10 @@ def run(module, argv):
 
 def cjdns_state(module):
     state = {"version": None, "active": False, "uptime_s": None, "error": None}
-    rc, out, _ = run(module, [module.params["binary"], "--version"])
+    rc, out, _err = run(module, [module.params["binary"], "--version"])
     match = re.search(r"Cjdns version: (\S+)", out or "")
     state["version"] = match.group(1) if rc == 0 and match else None
-    rc, out, _ = run(
+    rc, out, _err = run(
         module,
         [
             "systemctl",
@@ -161,7 +164,7 @@ def node_identity(path):
 def mesh_interfaces(module):
     if module.params["mesh_interfaces"]:
         return module.params["mesh_interfaces"]
-    rc, out, _ = run(module, ["iw", "dev"])
+    rc, out, _err = run(module, ["iw", "dev"])
     if rc != 0:
         return []
     found, current = [], None
@@ -175,7 +178,7 @@ def mesh_interfaces(module):
 
 
 def link_state(module, interface):
-    rc, out, _ = run(module, ["ip", "-j", "addr", "show", "dev", interface])
+    rc, out, _err = run(module, ["ip", "-j", "addr", "show", "dev", interface])
     if rc != 0:
         return {"interface": interface, "state": None, "addresses": []}
     info = (json.loads(out or "[]") or [{}])[0]
@@ -234,7 +237,7 @@ def main():
             finally:
                 admin.close()
     for interface in mesh_interfaces(module):
-        rc, out, _ = run(module, ["iw", "dev", interface, "station", "dump"])
+        rc, out, _err = run(module, ["iw", "dev", interface, "station", "dump"])
         if rc == 0:
             status["stations"].extend(parse_station_dump(interface, out))
         else:

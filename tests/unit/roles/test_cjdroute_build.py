@@ -167,7 +167,7 @@ def test_url_source_is_downloaded_once_and_checked(tmp_path, served):
 
     # A URL whose content does not match its sum: get_url names both sums, nothing kept.
     wrong = "1" * 64
-    bad, _ = build(tmp_path, cjdroute_build_source=url, cjdroute_build_source_sha256=wrong)
+    bad, _out = build(tmp_path, cjdroute_build_source=url, cjdroute_build_source_sha256=wrong)
     assert bad.returncode != 0
     assert wrong in bad.stdout + bad.stderr and sha256(src) in bad.stdout + bad.stderr
     assert not (tmp_path / "cache" / "sources" / f"{wrong}.tar.gz").exists()

@@ -16,7 +16,8 @@ The declared fleet (``expected``), built by playbooks/status.yml from the invent
 
 A node's status (the module's ``status``), or ``{"unreachable": msg}``::
 
-    {"cjdns": {"version", "active", "uptime_s", "error"}, "node": {"public_key", "ipv6"},
+    {"cjdns": {"version", "active", "uptime_s", "error"},
+     "node": {"public_key", "ipv6", "machine"},
      "peers": [{"public_key", "state", "bytes_in", "bytes_out", "address"}],
      "tunnels": [{"public_key", "outgoing", "ip4", "ip6"}],
      "stations": [{"interface", "mac", "signal_dbm", "plink_state"}],
@@ -136,6 +137,7 @@ def build_report(expected, statuses, generated=None):
                 uptime_s=cjdns.get("uptime_s"),
                 public_key=(status.get("node") or {}).get("public_key"),
                 ipv6=(status.get("node") or {}).get("ipv6"),
+                machine=(status.get("node") or {}).get("machine"),
                 peers=len(status.get("peers", [])),
                 established=sum(1 for p in status.get("peers", []) if p["state"] == "ESTABLISHED"),
                 tunnels=status.get("tunnels", []),
@@ -373,6 +375,8 @@ def render_dot(report):
             shape, colour = SHAPES[primary]
             down = not node["reachable"] or not node.get("active", False)
             label = "%s\n%s" % (host, ", ".join(node["roles"]) or "mesh node")
+            if node.get("machine") and node["machine"] != "x86_64":
+                label += " (%s)" % node["machine"]
             if not node["reachable"]:
                 label += "\nUNREACHABLE"
             elif not node.get("active"):

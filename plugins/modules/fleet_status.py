@@ -80,7 +80,7 @@ status:
           (what could not be read).
       type: dict
     node:
-      description: C(public_key) and C(ipv6) of the node.
+      description: C(public_key), C(ipv6) and C(machine) (the kernel's name for its CPU).
       type: dict
     peers:
       description: Each peer's C(public_key), C(state), C(bytes_in), C(bytes_out) and C(address).
@@ -101,6 +101,7 @@ status:
 """
 
 import json
+import platform
 import re
 
 from ansible.module_utils.basic import AnsibleModule
@@ -158,7 +159,8 @@ def cjdns_state(module):
 def node_identity(path):
     with open(path) as handle:
         conf = json.load(handle)
-    return {"public_key": conf.get("publicKey"), "ipv6": conf.get("ipv6")}
+    return {"public_key": conf.get("publicKey"), "ipv6": conf.get("ipv6"),
+            "machine": platform.machine()}
 
 
 def mesh_interfaces(module):

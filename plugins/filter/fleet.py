@@ -9,18 +9,8 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.fleet_status import
     build_report,
     render_dot,
     render_markdown,
+    status_from_result,
 )
-
-
-def _status(result):
-    """A registered fleet_status result -> the node's status, or {"unreachable": why}."""
-    if not isinstance(result, dict) or not result:
-        return {"unreachable": "no status (not in this run)"}
-    if result.get("unreachable"):
-        return {"unreachable": str(result.get("msg", "unreachable")).splitlines()[0][:200]}
-    if result.get("failed") or "status" not in result:
-        return {"unreachable": "status failed: %s" % str(result.get("msg", "?"))[:200]}
-    return result["status"]
 
 
 def fleet_status_report(
@@ -47,9 +37,8 @@ def fleet_status_report(
         ],
         "registry": registry or {},
     }
-    report = build_report(
-        expected, {host: _status(results.get(host)) for host in groups}, generated=generated
-    )
+    statuses = {host: status_from_result(results.get(host)) for host in groups}
+    report = build_report(expected, statuses, generated=generated)
     return {"report": report, "markdown": render_markdown(report), "dot": render_dot(report)}
 
 

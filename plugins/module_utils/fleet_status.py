@@ -40,6 +40,17 @@ def peer_key(addr):
     return match.group(1) if match else None
 
 
+def status_from_result(result):
+    """A registered fleet_status result -> the node's status, or {"unreachable": why}."""
+    if not isinstance(result, dict) or not result:
+        return {"unreachable": "no status (not in this run)"}
+    if result.get("unreachable"):
+        return {"unreachable": str(result.get("msg", "unreachable")).splitlines()[0][:200]}
+    if result.get("failed") or "status" not in result:
+        return {"unreachable": "status failed: %s" % str(result.get("msg", "?"))[:200]}
+    return result["status"]
+
+
 def parse_peer(peer):
     return {
         "public_key": peer_key(peer.get("addr")),
@@ -83,6 +94,54 @@ def parse_station_dump(interface, text):
         elif key == "mesh plink":
             current["plink_state"] = value
     return stations
+
+
+def parse_routes(routes):
+    """``ip -j -4 route show`` (decoded) -> [{dst, dev, gateway, prefsrc, protocol, scope}]."""
+    return [
+        {
+            "dst": r.get("dst"),
+            "dev": r.get("dev"),
+            "gateway": r.get("gateway"),
+            "prefsrc": r.get("prefsrc"),
+            "protocol": str(r["protocol"]) if r.get("protocol") is not None else None,
+            "scope": r.get("scope"),
+        }
+        for r in routes or []
+        if isinstance(r, dict)
+    ]
+
+
+def parse_units(text):
+    """``systemctl show UNIT... -p Id -p ActiveState`` -> {unit: ActiveState}."""
+    out = {}
+    for block in text.split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if props.get("Id"):
+            out[props["Id"]] = props.get("ActiveState") or "unknown"
+    return out
+
+
+def parse_nft_table(text):
+    """``nft list table inet NAME`` -> {chain: [rule, ...]} (the chain's type/policy line
+    and braces left out)."""
+    chains, current = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        head = re.match(r"^chain (\S+) \{$", line)
+        if head:
+            current = chains.setdefault(head.group(1), [])
+        elif line == "}":
+            current = None
+        elif current is not None and line and not line.startswith("type "):
+            current.append(line)
+    return chains
+
+
+def parse_ping(text):
+    """The round-trip time in ms of ``ping`` output (the first reply), or None."""
+    match = re.search(r"time[=<]([0-9.]+) ?ms", text or "")
+    return float(match.group(1)) if match else None
 
 
 def _human(count):

@@ -242,9 +242,9 @@ class _Walk:
             return exc.fix
         if not self.pinned_live(gateway):
             return self.pin_fix(gateway)
+        service = self.setting(self.client, "service", "cjdns.service")
         return ("cjdns asks again every few seconds; if it stays without an address: on %s: "
-                "systemctl restart %s" % (self.client, self.setting(self.client, "service",
-                                                                   "cjdns.service")))
+                "systemctl restart %s" % (self.client, service))
 
     def link_routes(self):
         client, tun = self.client, self.setting(self.client, "tun", "cjdns0")
@@ -283,9 +283,8 @@ class _Walk:
                                     if entry.get("gateway") else ""), tun),
                              "a more specific route on %s takes it: look at `ip route` on %s "
                              "and remove what the client role did not install; or: "
-                             "systemctl restart %s" % (client, client,
-                                                      self.setting(client, "service",
-                                                                   "cjdns.service")))
+                             "systemctl restart %s"
+                             % (client, client, self.setting(client, "service", "cjdns.service")))
             if issued and entry.get("src") not in issued.values():
                 raise Broken(client, "traffic from %s to %s leaves %s with source %s, which no "
                                      "gateway issued (%s)"
@@ -494,4 +493,3 @@ def render(client, gateways, links):
         if link["state"] == BROKEN:
             lines.append("  fix: %s" % link["fix"])
     return lines
-

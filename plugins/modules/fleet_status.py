@@ -417,7 +417,7 @@ def uplink_state(module, opts):
     out["error"] = error
     targets = opts["probe"] or ([out["default_gateway"]] if out["default_gateway"] else [])
     for target in targets:
-        rc, text, err = run(module, ["ping", "-n", "-c", str(opts["count"]), "-W",
+        rc, text, err = run(module, ["ping", "-n", "-i", "0.2", "-c", str(opts["count"]), "-W",
                                      "%g" % opts["timeout"], "-I", out["interface"], target])
         lines = [line for line in ((text or "") + (err or "")).splitlines() if line.strip()]
         out["probes"].append({"target": target, "ok": rc == 0, "rtt_ms": parse_ping(text),

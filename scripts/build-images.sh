@@ -19,7 +19,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 # Everything the roles install is baked in, so converges in tests never need apt.
 PACKAGES=(systemd systemd-sysv dbus python3 python3-apt iproute2 iputils-ping procps
           nftables kmod ca-certificates iperf3 tcpdump netcat-openbsd sudo curl
-          iw wpasupplicant wireless-regdb)
+          iw wpasupplicant wireless-regdb prometheus-node-exporter)
+# The monitoring role's Prometheus server (96 MB installed): only in the native images,
+# the scenarios put the `monitoring` host on amd64.
+NATIVE_PACKAGES=(prometheus)
 
 # The tag follows the recipe (this script and what runs in the new root), nothing else.
 recipe_hash=$(cat "$0" "$here/image-finish.sh" | sha256sum | cut -c1-12)
@@ -52,10 +55,11 @@ smoke_test() {
 
 build_from_registry() {
   local suite=$1 tag=$2 ctx
+  local packages=("${PACKAGES[@]}" "${NATIVE_PACKAGES[@]}")
   ctx=$(mktemp -d)
   cat > "$ctx/Dockerfile" <<DOCKERFILE
 FROM debian:$suite
-RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${PACKAGES[*]} \
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${packages[*]} \
  && rm -rf /var/lib/apt/lists/*
 DOCKERFILE
   cat "$here/image-finish.sh" > "$ctx/finish.sh"
@@ -77,8 +81,9 @@ build_with_debootstrap() {  # build_with_debootstrap SUITE TAG [ARCH]
   root=$(mktemp -d /var/tmp/meshfleet-rootfs-XXXXXX)
   log=$(mktemp /tmp/meshfleet-debootstrap-XXXXXX.log)
   mirror=$(debian_mirror)
-  local include
-  include=$(IFS=,; echo "${PACKAGES[*]}")
+  local include packages=("${PACKAGES[@]}")
+  [ -n "$arch" ] || packages+=("${NATIVE_PACKAGES[@]}")
+  include=$(IFS=,; echo "${packages[*]}")
   info "debootstrap $suite ${arch:-amd64} (log: $log)"
   if ! debootstrap ${arch:+--arch="$arch"} --variant=minbase --include="$include" "$suite" "$root" ${mirror:+"$mirror"} >"$log" 2>&1; then
     tail -15 "$log" | sed 's/^/    /'

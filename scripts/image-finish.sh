@@ -10,6 +10,11 @@ for unit in getty@tty1.service console-getty.service systemd-udevd.service \
             e2scrub_all.timer fstrim.timer wpa_supplicant.service systemd-networkd-wait-online.service; do
   ln -sf /dev/null "/etc/systemd/system/$unit"
 done
+# Installed but not started: the monitoring role configures and enables them where the
+# inventory asks (a Prometheus server in every container would only eat the CPU).
+for unit in prometheus.service prometheus-node-exporter.service; do
+  rm -f "/etc/systemd/system/multi-user.target.wants/$unit"
+done
 # /proc/sys is read-only in a container; roles must be able to set net.* sysctls.
 cat > /etc/systemd/system/meshfleet-test-procsys-rw.service <<'UNIT'
 [Unit]

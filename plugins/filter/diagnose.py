@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ansible.errors import AnsibleFilterError
 from ansible_collections.meshfleet.mesh.plugins.module_utils.diagnose import (
     BROKEN,
@@ -30,6 +32,10 @@ def diagnose_client(results, client, gateways, registry=None, hosts=None, invent
             "diagnose_client takes a mapping of host to registered fleet_status result, "
             "the client's name and its list of gateways"
         )
+    if inventory and os.path.isabs(str(inventory)):
+        # Relative to where the playbook runs, when it is below it: shorter commands.
+        relative = os.path.relpath(str(inventory))
+        inventory = relative if not relative.startswith("..") else str(inventory)
     links = diagnose(
         {
             "client": client,

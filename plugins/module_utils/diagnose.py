@@ -375,8 +375,9 @@ class _Walk:
             nft = status.get("nft")
             unit = self.setting(gateway, "firewall_unit", "meshfleet-firewall.service")
             table = "inet %s" % self.setting(gateway, "nft_table", "meshfleet")
-            reload_fix = ("on %s: systemctl restart %s (loads the table from its file; if the "
-                          "rule is missing there too: %s)" % (gateway, unit, self.site(gateway)))
+            reload_fix = ("on %s: systemctl reload-or-restart %s (loads the table from its "
+                          "file; if the rule is missing there too: %s)"
+                          % (gateway, unit, self.site(gateway)))
             if nft is not None and not nft.get("present"):
                 raise Broken(gateway, "table %s is not loaded on %s%s"
                              % (table, gateway, ": " + nft["error"] if nft.get("error") else ""),

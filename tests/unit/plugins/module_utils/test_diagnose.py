@@ -309,9 +309,9 @@ CASES = {
                        ["on gw: sysctl -p /etc/sysctl.d/90-meshfleet-gateway.conf"]),
     "masquerade deleted": (_masquerade_deleted, "forwarding", "gw",
                            ["gw does not masquerade the pool 10.98.0.0/24"],
-                           ["on gw: systemctl restart meshfleet-firewall.service"]),
+                           ["on gw: systemctl reload-or-restart meshfleet-firewall.service"]),
     "table gone": (_table_gone, "forwarding", "gw", ["table inet meshfleet is not loaded on gw"],
-                   ["on gw: systemctl restart meshfleet-firewall.service"]),
+                   ["on gw: systemctl reload-or-restart meshfleet-firewall.service"]),
     "uplink route deleted": (_uplink_route_deleted, "uplink", "gw",
                              ["gw has no default route on its uplink wan"],
                              ["ip route replace default via ROUTER dev wan"]),
@@ -403,3 +403,18 @@ def test_a_module_that_could_not_start_is_named_with_the_connection_words():
     assert out["broken"]["evidence"] == (
         "ana is unreachable over docker, so its cjdroute cannot be read: status failed: "
         "Error response from daemon: No such container: ana")
+
+
+def test_an_inventory_below_the_current_directory_is_named_relative(monkeypatch, tmp_path):
+    (tmp_path / "inventories" / "lab").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    data = healthy()
+    _forwarding_off(data)
+    results = {h: {"status": s} for h, s in data["statuses"].items()}
+    out = diagnose_client(results, "ana", ["gw"], registry=data["registry"], hosts=settings(),
+                          inventory=str(tmp_path / "inventories" / "lab"))
+    assert "(if that file is missing: ansible-playbook meshfleet.mesh.site -i inventories/lab " \
+        "--limit gw)" in out["broken"]["fix"]
+    out = diagnose_client(results, "ana", ["gw"], registry=data["registry"], hosts=settings(),
+                          inventory="/elsewhere/inventory")
+    assert "-i /elsewhere/inventory --limit gw" in out["broken"]["fix"]

@@ -1,0 +1,66 @@
+"""The contract between the roles and the firewall role (roles/firewall/README.md): a
+role's part (fact meshfleet_nft_part_<role>) is in the node's table exactly while the
+role contributes it, and a node whose last part goes loses the table, its file and its
+unit on the next run of site.yml. Runs last in the scenario and puts the fleet back."""
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+INVENTORY = ROOT / "inventories" / "lab"
+# A client without LAN sharing: the monitoring role's part is its only one.
+HOST = "rs-ana"
+
+
+def site(tmp_path, *extra):
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(INVENTORY / "ansible.cfg"),
+        MESHFLEET_RUN_BUDGET_OUTPUT=str(tmp_path / "budget-{playbook}.json"),
+    )
+    proc = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            str(INVENTORY),
+            str(ROOT / "playbooks" / "site.yml"),
+            "--limit",
+            HOST,
+            "--tags",
+            "monitoring,firewall",
+            *extra,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def node(command):
+    return subprocess.run(
+        ["docker", "exec", HOST, "sh", "-c", command], capture_output=True, text=True, check=False
+    )
+
+
+def test_a_removed_part_leaves_no_stale_table(tmp_path):
+    before = node("nft list table inet meshfleet")
+    assert before.returncode == 0 and 'comment "monitoring"' in before.stdout, before.stdout
+    try:
+        site(tmp_path, "-e", "monitoring_firewall=false")
+        assert node("nft list table inet meshfleet").returncode != 0, "the table is still loaded"
+        assert node("test -e /etc/meshfleet/nftables.nft").returncode != 0, (
+            "the ruleset file is left"
+        )
+        assert node("test -e /etc/systemd/system/meshfleet-firewall.service").returncode != 0, (
+            "the unit is left"
+        )
+    finally:
+        site(tmp_path)
+    after = node("nft list table inet meshfleet")
+    assert after.returncode == 0 and 'comment "monitoring"' in after.stdout
+    assert node("systemctl is-enabled meshfleet-firewall.service").stdout.strip() == "enabled"

@@ -52,9 +52,11 @@ __all__ = [
     "RANDOM_PROBES",
     "AddressingError",
     "allocate_addresses",
+    "cidr_overlaps",
     "fleet_link_prefix",
     "link_addresses",
     "link_plan",
+    "parse_network",
 ]
 
 RANDOM_PROBES = 16
@@ -130,6 +132,42 @@ def _parse_pool(pool) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         except ValueError:
             raise AddressingError(f"pool {pool!r} is not a valid CIDR network: {exc}") from None
         raise AddressingError(f"pool {pool!r} has host bits set; did you mean '{loose}'?") from None
+
+
+def parse_network(value, what="network"):
+    """``value`` as an ``ip_network``: CIDR notation, no host bits; errors name ``what``."""
+    if not isinstance(value, str) or "/" not in value:
+        raise AddressingError("%s %r is not a network in CIDR notation (e.g. 192.168.50.0/24)"
+                              % (what, value))
+    try:
+        return ipaddress.ip_network(value.strip())
+    except ValueError as exc:
+        try:
+            loose = ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            raise AddressingError("%s %r is not a valid network: %s" % (what, value, exc)) from None
+        raise AddressingError("%s %r has host bits set; did you mean %s?"
+                              % (what, value, loose)) from None
+
+
+def cidr_overlaps(network, others, what="network"):
+    """The entries of ``others`` that share an address with ``network``, in their order.
+
+    ``network`` must be a network in CIDR notation (:func:`parse_network`, errors naming
+    ``what``); empty entries (an unset pool) and entries of the other IP version are
+    ignored, and an entry with host bits set stands for its network.
+    """
+    mine = parse_network(network, what)
+    if isinstance(others, str):
+        others = [others]
+    out = []
+    for other in others or []:
+        if _is_unset(other):
+            continue
+        theirs = ipaddress.ip_network(str(other).strip(), strict=False)
+        if theirs.version == mine.version and theirs.overlaps(mine):
+            out.append(other)
+    return out
 
 
 def _parse_address(value, what: str):

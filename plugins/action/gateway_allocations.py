@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller-side action: check a gateway's pools, allocate its clients' addresses
-(stable across runs) and return its cjdns allowedConnections."""
+(stable across runs) and return its cjdns allowedConnections and its firewall part."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import CjdnsK
 from ansible_collections.meshfleet.mesh.plugins.module_utils.gateway import (
     GatewayError,
     allowed_connections,
+    clients_of,
+    gateway_pools,
+    local_networks,
+    nft_part,
     plan,
     unregistered,
 )
@@ -29,7 +33,8 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("path", "host", "clients", "pools", "gateways", "local_networks",
                              "mesh_ranges", "registry", "skip_unregistered",
-                             "bridge_link_prefix", "bridge_fleet_id"))
+                             "bridge_link_prefix", "bridge_fleet_id", "facts", "tun",
+                             "uplink", "mss_clamp"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -38,7 +43,17 @@ class ActionModule(ActionBase):
         for required in ("path", "registry", "pools"):
             if not args.get(required):
                 return dict(result, failed=True, msg="%s is required" % required)
-        clients = list(args.get("clients") or [])
+        # Unless given, the clients and every gateway's pools come from the inventory.
+        if args.get("clients") is None:
+            clients = clients_of(host, task_vars.get("groups") or {}, task_vars["hostvars"])
+        else:
+            clients = list(args["clients"])
+        gateways = args.get("gateways")
+        if gateways is None:
+            gateways = gateway_pools(task_vars.get("groups") or {}, task_vars["hostvars"])
+        networks = args.get("local_networks")
+        if networks is None and args.get("facts") is not None:
+            networks = local_networks(args["facts"], args.get("tun"), args.get("uplink"))
         check_mode = bool(self._task.check_mode)
         mesh_ranges = list(args.get("mesh_ranges") or [])
         if args.get("bridge_link_prefix") or args.get("bridge_fleet_id"):
@@ -57,8 +72,8 @@ class ActionModule(ActionBase):
                                    skip=bool(args.get("skip_unregistered")) or check_mode)
             changed, allocation = plan(
                 args["path"], host, clients, args["pools"],
-                gateways=args.get("gateways"),
-                local_networks=args.get("local_networks"),
+                gateways=gateways,
+                local_networks=networks,
                 mesh_ranges=mesh_ranges,
                 write=not check_mode)
             entries = allowed_connections(
@@ -74,4 +89,7 @@ class ActionModule(ActionBase):
                 % (host, ", ".join(missing), why))
         result.update(changed=changed, path=args["path"], allocation=allocation,
                       allowed_connections=entries, unregistered=missing)
+        if args.get("tun") and args.get("uplink"):
+            result["nft_part"] = nft_part(args["tun"], args["uplink"], allocation,
+                                          mss_clamp=args.get("mss_clamp", True))
         return result

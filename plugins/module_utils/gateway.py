@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Gateway planning on the controller: check a gateway's client pools, allocate its
-clients' addresses stably, and build its cjdns ``allowedConnections``.
+"""Gateway planning on the controller: find a gateway's clients and the inventory's pools
+(:func:`clients_of`, :func:`gateway_pools`) and the networks on its interfaces
+(:func:`local_networks`), check its client pools, allocate its clients' addresses stably,
+and build its cjdns ``allowedConnections`` and its firewall part (:func:`nft_part`).
 
 The allocation of every gateway is kept in one YAML file beside the inventory (public
 data, like the key registry)::
@@ -32,6 +34,7 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.addressing import (
     AddressingError,
     allocate_addresses,
 )
+from ansible_collections.meshfleet.mesh.plugins.module_utils.client import gateway_names
 from ansible_collections.meshfleet.mesh.plugins.module_utils.statefile import (
     atomic_write,
     load_mapping,
@@ -40,11 +43,16 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.statefile import (
 
 __all__ = [
     "FAMILIES",
+    "TUN_MTU",
     "GatewayError",
     "allowed_connections",
     "check_pools",
+    "clients_of",
     "dump",
+    "gateway_pools",
     "load",
+    "local_networks",
+    "nft_part",
     "parse_pool",
     "plan",
     "unregistered",
@@ -71,6 +79,10 @@ _NEVER = {
     6: [("::/8", "loopback and IPv4-compatible"), ("fe80::/10", "link-local"),
         ("ff00::/8", "multicast")],
 }
+
+
+# cjdns' TUN MTU (cjdroute sets 1304); the MSS clamp keeps segments inside it.
+TUN_MTU = 1304
 
 
 class GatewayError(ValueError):
@@ -304,3 +316,75 @@ def plan(path, host, clients, pools, gateways=None, local_networks=None, mesh_ra
         if changed and write:
             atomic_write(path, dump(new))
     return changed, result
+
+
+# ------------------------------------------------------------ inputs and firewall part
+
+
+def clients_of(host, groups, hostvars):
+    """The hosts of group ``clients`` whose ``client_gateways`` (a list or a
+    comma-separated string) name ``host``, in the group's order.
+
+    :param groups: the inventory's groups; :param hostvars: host to its variables (any
+        mapping of mappings, such as Ansible's ``hostvars``).
+    """
+    return [client for client in groups.get("clients") or []
+            if host in gateway_names(hostvars[client].get("client_gateways", []))]
+
+
+def gateway_pools(groups, hostvars):
+    """Every host of group ``gateways`` with its ``gateway_pool`` and ``gateway_pool6``
+    (empty when unset), the ``gateways`` input of :func:`check_pools` and :func:`plan`."""
+    return {gw: {variable: hostvars[gw].get(variable, "")
+                 for variable in ("gateway_pool", "gateway_pool6")}
+            for gw in groups.get("gateways") or []}
+
+
+def local_networks(facts, tun, uplink):
+    """The networks on the gateway's own interfaces from its facts, each
+    ``{"interface", "uplink": bool, "network"}``: the primary and secondary IPv4 addresses
+    and the global IPv6 ones, in the facts' interface order; loopback and the TUN excluded.
+    """
+    out = []
+    for name in facts.get("interfaces") or []:
+        if name in ("lo", tun):
+            continue
+        found = facts.get(name.replace("-", "_")) or {}
+        networks = ["%s/%s" % (a["address"], a["netmask"]) for a in
+                    ([found["ipv4"]] if "ipv4" in found else [])
+                    + list(found.get("ipv4_secondaries") or [])]
+        networks += ["%s/%s" % (a["address"], a["prefix"]) for a in found.get("ipv6") or []
+                     if a.get("scope") == "global"]
+        out.extend({"interface": name, "uplink": name == uplink, "network": network}
+                   for network in networks)
+    return out
+
+
+def nft_part(tun, uplink, allocation, mss_clamp=True, tun_mtu=TUN_MTU):
+    """The gateway's part of the collection's nftables table (role ``firewall``).
+
+    Forward only new traffic from the TUN with a source in a pool out of the uplink, and
+    what belongs to it back; masquerade the IPv4 pool out of the uplink only (the IPv6
+    prefix is routed, not translated); with ``mss_clamp``, clamp the MSS on that path
+    (towards the clients to the TUN's route MTU, towards the Internet to what the TUN
+    carries: ``tun_mtu`` less the IP and TCP headers).
+
+    :param allocation: the result of :func:`plan` (``{"ipv4": {"pool"}, "ipv6": ...}``).
+    """
+    out = 'iifname "%s" oifname "%s"' % (tun, uplink)
+    back = 'iifname "%s" oifname "%s"' % (uplink, tun)
+    families = [("ip", allocation["ipv4"]["pool"], tun_mtu - 40)]
+    if "ipv6" in allocation:
+        families.append(("ip6", allocation["ipv6"]["pool"], tun_mtu - 60))
+    forward, mangle = [], []
+    for ip, pool, mss in families:
+        forward += ["%s %s saddr %s ct state new,established,related accept" % (out, ip, pool),
+                    "%s %s daddr %s ct state established,related accept" % (back, ip, pool)]
+        if mss_clamp:
+            mangle += ["%s %s daddr %s tcp flags syn tcp option maxseg size set rt mtu"
+                       % (back, ip, pool),
+                       "%s %s saddr %s tcp flags syn tcp option maxseg size > %d "
+                       "tcp option maxseg size set %d" % (out, ip, pool, mss, mss)]
+    return {"policy": {"forward": "drop"}, "forward": forward, "forward_mangle": mangle,
+            "postrouting": ['oifname "%s" ip saddr %s masquerade'
+                            % (uplink, allocation["ipv4"]["pool"])]}

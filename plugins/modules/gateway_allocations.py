@@ -24,6 +24,7 @@ description:
   - Returns the cjdns C(allowedConnections) entries for the clients that have a key in the
     key registry. A client without one is an error saying to converge it first, unless
     O(skip_unregistered=true) (or check mode), which leaves it out with a warning.
+  - Given O(tun) and O(uplink), also returns the gateway's firewall part (RV(nft_part)).
 options:
   path:
     description: The allocation file on the controller.
@@ -36,9 +37,10 @@ options:
   clients:
     description:
       - Inventory names of the clients that pin this gateway. The gateway itself is ignored.
+      - When omitted, the hosts of group C(clients) whose C(client_gateways) (a list or a
+        comma-separated string) name this gateway.
     type: list
     elements: str
-    default: []
   pools:
     description:
       - C(ipv4) (required) and C(ipv6) (optional, skipped when its C(pool) is empty), each a
@@ -51,13 +53,34 @@ options:
     description:
       - Every gateway of the inventory, each with its C(gateway_pool) and C(gateway_pool6),
         to refuse overlapping pools.
+      - When omitted, every host of group C(gateways) with its C(gateway_pool) and
+        C(gateway_pool6) from the inventory (empty when unset).
     type: dict
   local_networks:
     description:
       - Networks on the gateway's own interfaces, each C({interface, network, uplink}); a pool
         must not overlap any of them.
+      - When omitted, taken from O(facts).
     type: list
     elements: dict
+  facts:
+    description:
+      - The gateway's facts (C(ansible_facts)). Unless O(local_networks) is given, the
+        primary and secondary IPv4 and the global IPv6 networks of its interfaces are read
+        from them (loopback and O(tun) excluded; the one named O(uplink) is the uplink).
+    type: dict
+  tun:
+    description: The cjdns TUN device, such as C(cjdns0).
+    type: str
+  uplink:
+    description:
+      - The interface that faces the Internet. With O(tun), the firewall part is returned
+        as RV(nft_part).
+    type: str
+  mss_clamp:
+    description: Clamp the TCP MSS of connections through the tunnel in RV(nft_part).
+    type: bool
+    default: true
   mesh_ranges:
     description: Ranges the mesh uses itself, each C({network, what}), such as C(fc00::/8).
     type: list
@@ -138,4 +161,27 @@ path:
   description: The allocation file.
   returned: success
   type: str
+nft_part:
+  description:
+    - The gateway's part of the collection's nftables table (role C(firewall)), C(policy),
+      C(forward), C(forward_mangle) and C(postrouting). Forwards only new traffic from
+      O(tun) with a source in a pool out of O(uplink) and what belongs to it back;
+      masquerades the IPv4 pool out of O(uplink) (the IPv6 pool is routed, not translated);
+      with O(mss_clamp), clamps the MSS on that path.
+  returned: success, when O(tun) and O(uplink) are given
+  type: dict
+  sample:
+    policy: {forward: drop}
+    forward:
+      - iifname "cjdns0" oifname "eth0" ip saddr 10.99.0.0/24
+        ct state new,established,related accept
+      - iifname "eth0" oifname "cjdns0" ip daddr 10.99.0.0/24
+        ct state established,related accept
+    forward_mangle:
+      - iifname "eth0" oifname "cjdns0" ip daddr 10.99.0.0/24
+        tcp flags syn tcp option maxseg size set rt mtu
+      - iifname "cjdns0" oifname "eth0" ip saddr 10.99.0.0/24
+        tcp flags syn tcp option maxseg size > 1264 tcp option maxseg size set 1264
+    postrouting:
+      - oifname "eth0" ip saddr 10.99.0.0/24 masquerade
 """

@@ -91,3 +91,63 @@ def test_pool_in_the_bridge_link_prefix_is_refused(tmp_path):
     assert "gateway_pool6 of gw1 (fd5e:1a2b:3c4d:99::/64) overlaps fd5e:1a2b:3c4d::/48 (the " \
         "bridge link prefix)" in result["msg"]
     assert not (tmp_path / "gateway_allocations.yml").exists()
+
+
+FROM_INVENTORY = """\
+- name: Plan a gateway from the inventory
+  hosts: gw1
+  gather_facts: false
+  tasks:
+    - name: Allocate
+      meshfleet.mesh.gateway_allocations:
+        path: "{{ alloc_path }}"
+        registry: "{{ registry_path }}"
+        pools:
+          ipv4: {pool: "{{ gateway_pool }}", address: "", pinned: {}, reserved: []}
+        facts:
+          interfaces: [lo, eth0, cjdns0]
+          eth0: {ipv4: {address: 192.0.2.2, netmask: 255.255.255.0}}
+        tun: cjdns0
+        uplink: eth0
+        mss_clamp: "{{ clamp }}"
+"""
+
+
+def run_from_inventory(tmp_path, gw1, gw2, clamp=True):
+    registry = {"nodes": {c: {"public_key": VECTORS[i]["public_key"],
+                              "ipv6": VECTORS[i]["ipv6"]} for i, c in enumerate(["c1", "c2"])}}
+    (tmp_path / "cjdns_registry.yml").write_text(yaml.safe_dump(registry))
+    (tmp_path / "site.yml").write_text(FROM_INVENTORY)
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n")
+    inventory = {"all": {"children": {
+        "gateways": {"hosts": {
+            "gw1": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                    "alloc_path": str(tmp_path / "gateway_allocations.yml"),
+                    "registry_path": str(tmp_path / "cjdns_registry.yml"),
+                    "gateway_pool": gw1, "clamp": clamp},
+            "gw2": {"gateway_pool": gw2}}},
+        "clients": {"hosts": {"c1": {"client_gateways": "gw1, gw2"},
+                              "c2": {"client_gateways": ["gw2"]}}}}}}
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    _unused, report = run_playbook(tmp_path, ["-i", str(tmp_path / "hosts.yml"),
+                                              str(tmp_path / "site.yml")])
+    return report["plays"][0]["tasks"][0]["hosts"]["gw1"]
+
+
+def test_clients_pools_and_networks_from_the_inventory_and_the_nft_part(tmp_path):
+    result = run_from_inventory(tmp_path, "10.99.0.0/24", "10.98.0.0/24")
+    assert not result.get("failed"), result.get("msg")
+    assert list(result["allocation"]["ipv4"]["clients"]) == ["c1"]  # c2 names gw2 only
+    assert result["nft_part"]["postrouting"] == [
+        'oifname "eth0" ip saddr 10.99.0.0/24 masquerade']
+    assert len(result["nft_part"]["forward"]) == 2
+    assert len(result["nft_part"]["forward_mangle"]) == 2
+    no_clamp = run_from_inventory(tmp_path, "10.99.0.0/24", "10.98.0.0/24", clamp=False)
+    assert no_clamp["nft_part"]["forward_mangle"] == []
+
+
+def test_pools_from_the_inventory_and_facts_are_checked(tmp_path):
+    result = run_from_inventory(tmp_path, "10.99.0.0/24", "10.99.0.0/23")
+    assert result["failed"] and "overlaps gateway_pool of gateway gw2" in result["msg"]
+    result = run_from_inventory(tmp_path, "192.0.2.0/25", "10.98.0.0/24")
+    assert result["failed"] and "the network of uplink interface eth0" in result["msg"]

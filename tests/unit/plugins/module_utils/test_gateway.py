@@ -269,3 +269,98 @@ def test_concurrent_gateways_do_not_lose_entries(tmp_path):
         t.join()
     assert not errors
     assert set(yaml.safe_load(path.read_text())["gateways"]) == {f"gw{i}" for i in range(1, 13)}
+
+
+# ------------------------------------------------------ inputs and the firewall part
+
+GROUPS = {"gateways": ["gw1", "gw2", "gw-3"],
+          "clients": ["c1", "c2", "c3", "c4", "c5", "c6", "gw1"]}
+HOSTVARS = {"gw1": {"gateway_pool": "10.99.0.0/24", "gateway_pool6": "2001:db8:99::/64"},
+            "gw2": {"gateway_pool": "10.98.0.0/24"}, "gw-3": {},
+            "c1": {"client_gateways": ["gw1", "gw2"]},
+            "c2": {"client_gateways": "gw2, gw1"},       # a comma-separated string
+            "c3": {"client_gateways": "gw2"},
+            "c4": {},                                   # names no gateway
+            "c5": {"client_gateways": " gw1 "},
+            "c6": {"client_gateways": "gw10"}}          # not a prefix match
+
+
+def test_clients_of_are_the_clients_naming_the_gateway_in_group_order():
+    assert gateway.clients_of("gw1", GROUPS, HOSTVARS) == ["c1", "c2", "c5"]
+    assert gateway.clients_of("gw2", GROUPS, HOSTVARS) == ["c1", "c2", "c3"]
+    assert gateway.clients_of("gw-3", GROUPS, HOSTVARS) == []
+    assert gateway.clients_of("gw1", {}, {}) == []
+
+
+def test_gateway_pools_of_every_gateway_empty_when_unset():
+    assert gateway.gateway_pools(GROUPS, HOSTVARS) == {
+        "gw1": {"gateway_pool": "10.99.0.0/24", "gateway_pool6": "2001:db8:99::/64"},
+        "gw2": {"gateway_pool": "10.98.0.0/24", "gateway_pool6": ""},
+        "gw-3": {"gateway_pool": "", "gateway_pool6": ""}}
+    assert gateway.gateway_pools({}, {}) == {}
+
+
+FACTS = {
+    "interfaces": ["lo", "eth0", "cjdns0", "br-lan", "wg0"],
+    "lo": {"ipv4": {"address": "127.0.0.1", "netmask": "255.0.0.0"}},
+    "eth0": {"ipv4": {"address": "192.0.2.2", "netmask": "255.255.255.0"},
+             "ipv4_secondaries": [{"address": "198.51.100.7", "netmask": "255.255.255.128"}],
+             "ipv6": [{"address": "fe80::1", "prefix": "64", "scope": "link"},
+                      {"address": "2001:db8:1::2", "prefix": "64", "scope": "global"}]},
+    "cjdns0": {"ipv6": [{"address": "fc11::1", "prefix": "8", "scope": "global"}]},
+    "br_lan": {"ipv4": {"address": "10.20.0.1", "netmask": "255.255.255.0"}},  # br-lan
+}
+
+
+def test_local_networks_from_facts_without_loopback_and_tun():
+    assert gateway.local_networks(FACTS, "cjdns0", "eth0") == [
+        {"interface": "eth0", "uplink": True, "network": "192.0.2.2/255.255.255.0"},
+        {"interface": "eth0", "uplink": True, "network": "198.51.100.7/255.255.255.128"},
+        {"interface": "eth0", "uplink": True, "network": "2001:db8:1::2/64"},
+        {"interface": "br-lan", "uplink": False, "network": "10.20.0.1/255.255.255.0"}]
+    assert gateway.local_networks({}, "cjdns0", "eth0") == []
+
+
+def test_local_networks_feed_the_pool_check():
+    pools = {"ipv4": ipaddress.ip_network("10.20.0.0/24"), "ipv6": None}
+    with pytest.raises(gateway.GatewayError, match="the network of interface br-lan"):
+        gateway.check_pools("gw1", pools,
+                            local_networks=gateway.local_networks(FACTS, "cjdns0", "eth0"))
+
+
+OUT = 'iifname "cjdns0" oifname "eth0"'
+BACK = 'iifname "eth0" oifname "cjdns0"'
+V4 = {"ipv4": {"pool": "10.99.0.0/24", "address": "10.99.0.1", "clients": {}}}
+V6 = dict(V4, ipv6={"pool": "2001:db8:99::/64", "address": "2001:db8:99::1", "clients": {}})
+FORWARD4 = [OUT + " ip saddr 10.99.0.0/24 ct state new,established,related accept",
+            BACK + " ip daddr 10.99.0.0/24 ct state established,related accept"]
+FORWARD6 = [OUT + " ip6 saddr 2001:db8:99::/64 ct state new,established,related accept",
+            BACK + " ip6 daddr 2001:db8:99::/64 ct state established,related accept"]
+MANGLE4 = [BACK + " ip daddr 10.99.0.0/24 tcp flags syn tcp option maxseg size set rt mtu",
+           OUT + " ip saddr 10.99.0.0/24 tcp flags syn tcp option maxseg size > 1264"
+           " tcp option maxseg size set 1264"]
+MANGLE6 = [BACK + " ip6 daddr 2001:db8:99::/64 tcp flags syn tcp option maxseg size set rt mtu",
+           OUT + " ip6 saddr 2001:db8:99::/64 tcp flags syn tcp option maxseg size > 1244"
+           " tcp option maxseg size set 1244"]
+MASQUERADE = ['oifname "eth0" ip saddr 10.99.0.0/24 masquerade']
+
+
+@pytest.mark.parametrize("allocation, clamp, forward, mangle", [
+    (V4, True, FORWARD4, MANGLE4),
+    (V4, False, FORWARD4, []),
+    (V6, True, FORWARD4 + FORWARD6, MANGLE4 + MANGLE6),
+    (V6, False, FORWARD4 + FORWARD6, []),
+], ids=["ipv4-clamp", "ipv4-no-clamp", "ipv4-ipv6-clamp", "ipv4-ipv6-no-clamp"])
+def test_nft_part(allocation, clamp, forward, mangle):
+    part = gateway.nft_part("cjdns0", "eth0", allocation, mss_clamp=clamp)
+    assert part == {"policy": {"forward": "drop"}, "forward": forward,
+                    "forward_mangle": mangle, "postrouting": MASQUERADE}
+    # The firewall role renders the part in this key order.
+    assert list(part) == ["policy", "forward", "forward_mangle", "postrouting"]
+
+
+def test_nft_part_mss_follows_the_tun_mtu():
+    part = gateway.nft_part("tun1", "wan", V6, tun_mtu=1400)
+    assert part["forward_mangle"][1].endswith("size > 1360 tcp option maxseg size set 1360")
+    assert part["forward_mangle"][3].endswith("size > 1340 tcp option maxseg size set 1340")
+    assert part["postrouting"] == ['oifname "wan" ip saddr 10.99.0.0/24 masquerade']

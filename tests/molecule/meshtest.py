@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -59,3 +60,29 @@ def wait_for(check, seconds, interval=1.0):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+LAB_INVENTORY = ROOT / "inventories" / "lab"
+
+
+def lab_playbook(playbook, *args, budget=None, timeout=900, env=None):
+    """Run playbooks/<playbook> on the lab inventory as an operator would (its
+    ansible.cfg, the lab's fact cache); the run_budget report goes to ``budget`` when
+    given. Returns the CompletedProcess (text output)."""
+    run_env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(LAB_INVENTORY / "ansible.cfg"),
+        ANSIBLE_CACHE_PLUGIN_CONNECTION=str(ROOT / ".build" / "lab" / "facts"),
+        **(env or {}),
+    )
+    if budget:
+        run_env["MESHFLEET_RUN_BUDGET_OUTPUT"] = str(budget)
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(LAB_INVENTORY), str(ROOT / "playbooks" / playbook), *args],
+        cwd=ROOT,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -3,13 +3,11 @@ per node, nothing changed) whose report and map match the inventory's topology."
 
 import html
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from meshtest import real_daemon
+from meshtest import lab_playbook, real_daemon
 
 ROOT = Path(__file__).resolve().parents[3]
 INVENTORY = ROOT / "inventories" / "lab"
@@ -65,26 +63,8 @@ def declared_edges():
 @pytest.fixture(scope="module")
 def status(tmp_path_factory):
     out = tmp_path_factory.mktemp("status")
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(INVENTORY / "ansible.cfg"),
-        ANSIBLE_CACHE_PLUGIN_CONNECTION=str(ROOT / ".build" / "lab" / "facts"),
-        MESHFLEET_RUN_BUDGET_OUTPUT=str(out / "budget.json"),
-    )
-    proc = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            str(INVENTORY),
-            str(ROOT / "playbooks" / "status.yml"),
-            "-e",
-            "status_report_dir=%s" % out,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+    proc = lab_playbook(
+        "status.yml", "-e", "status_report_dir=%s" % out, budget=out / "budget.json"
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     return (

@@ -3,39 +3,24 @@ role's part (fact meshfleet_nft_part_<role>) is in the node's table exactly whil
 role contributes it, and a node whose last part goes loses the table, its file and its
 unit on the next run of site.yml. Runs last in the scenario and puts the fleet back."""
 
-import os
 import subprocess
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-INVENTORY = ROOT / "inventories" / "lab"
-# A client without LAN sharing: the monitoring role's part is its only one.
+from meshtest import lab_playbook
+
+# A client without LAN sharing: the monitoring role's part is its only one (the gateways
+# and bridges keep their own parts, and lose only the monitoring rule meanwhile).
 HOST = "rs-ana"
 
 
 def site(tmp_path, *extra):
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(INVENTORY / "ansible.cfg"),
-        MESHFLEET_RUN_BUDGET_OUTPUT=str(tmp_path / "budget-{playbook}.json"),
-    )
-    proc = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            str(INVENTORY),
-            str(ROOT / "playbooks" / "site.yml"),
-            "--limit",
-            HOST,
-            "--tags",
-            "monitoring,firewall",
-            *extra,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+    # The whole fleet, not --limit: a node's cjdroute.conf needs its peers' facts, and
+    # the scenario keeps no fact cache. Only the monitoring and firewall plays' tasks run.
+    proc = lab_playbook(
+        "site.yml",
+        "--tags",
+        "monitoring,firewall",
+        *extra,
+        budget=tmp_path / "budget-{playbook}.json",
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     return proc.stdout

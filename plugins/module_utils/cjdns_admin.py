@@ -13,7 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
+
+# The public key at the end of a peerStats ``addr`` (v21.0000.0000.0000.0013.<key>.k).
+PEER_KEY = re.compile(r"([0-9a-z]{52}\.k)$")
+
+
+def peer_key(addr):
+    """The public key of a peer from its peerStats ``addr``, or None."""
+    match = PEER_KEY.search(addr or "")
+    return match.group(1) if match else None
 
 
 class AdminError(Exception):

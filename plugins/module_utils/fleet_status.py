@@ -28,16 +28,11 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns_admin import peer_key
+
 SCHEMA_VERSION = 1
 # The roles a node can have, in the order that picks its shape and colour on the map.
 ROLES = ("gateways", "bridges", "mesh_point", "clients")
-KEY = re.compile(r"([0-9a-z]{52}\.k)$")
-
-
-def peer_key(addr):
-    """The public key at the end of a peerStats ``addr`` (v21.0000...0013.<key>.k)."""
-    match = KEY.search(addr or "")
-    return match.group(1) if match else None
 
 
 def status_from_result(result):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.meshfleet.mesh.plugins.module_utils.client import gateway_names
+
 # A Prometheus duration as the role's options take them: 30s, 1m, 2h, 30d, 1h30m.
 DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
 ROLES = ("gateways", "clients", "bridges", "mesh_point")
@@ -20,12 +22,6 @@ ROLES = ("gateways", "clients", "bridges", "mesh_point")
 
 def _hood(groups):
     return next((g for g in sorted(groups or []) if g.startswith("hood_")), "")
-
-
-def _names(value):
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return list(value or [])
 
 
 def check(host, servers, nodes, registry, settings):
@@ -109,7 +105,7 @@ def plan(host, servers, nodes, registry, settings, gateways=None, uplink=""):
     problems = check(host, servers, nodes, registry, settings)
     if problems or not servers:
         return {"enabled": False, "problems": problems}
-    gateway_names = _names(gateways)
+    names = gateway_names(gateways)
     return {
         "enabled": True,
         "problems": [],
@@ -117,7 +113,7 @@ def plan(host, servers, nodes, registry, settings, gateways=None, uplink=""):
         "address": registry[host]["ipv6"],
         "scrapers": sorted(registry[s]["ipv6"] for s in servers),
         "names": {e["public_key"]: h for h, e in sorted(registry.items()) if e.get("public_key")},
-        "gateways": {g: registry[g]["public_key"] for g in gateway_names if g in registry},
+        "gateways": {g: registry[g]["public_key"] for g in names if g in registry},
         "uplink": uplink or "",
         "targets": scrape_targets(nodes, registry, settings["exporter_port"])
         if host in servers

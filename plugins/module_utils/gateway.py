@@ -22,8 +22,10 @@ data, like the key registry)::
 Each run passes the stored ``clients`` as ``previous`` to
 :func:`addressing.allocate_addresses`, so adding or removing a client never moves any
 other client; the file is then rewritten with exactly the current clients (a removed
-client loses its entry).  Error messages name the role variables (``gateway_pool`` ...)
-because they are written for the operator of the ``gateway`` role.
+client loses its entry).  The file is read and written only through
+:class:`statefile.StateFile` (lock, atomic write, ``schema_version``).  Error messages
+name the role variables (``gateway_pool`` ...) because they are written for the operator
+of the ``gateway`` role.
 """
 
 from __future__ import annotations
@@ -35,14 +37,11 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.addressing import (
     allocate_addresses,
 )
 from ansible_collections.meshfleet.mesh.plugins.module_utils.client import gateway_names
-from ansible_collections.meshfleet.mesh.plugins.module_utils.statefile import (
-    atomic_write,
-    load_mapping,
-    locked,
-)
+from ansible_collections.meshfleet.mesh.plugins.module_utils.statefile import StateFile
 
 __all__ = [
     "FAMILIES",
+    "SCHEMA_VERSION",
     "TUN_MTU",
     "GatewayError",
     "allowed_connections",
@@ -55,8 +54,11 @@ __all__ = [
     "nft_part",
     "parse_pool",
     "plan",
+    "state_file",
     "unregistered",
 ]
+
+SCHEMA_VERSION = 1
 
 HEADER = (
     "# Client addresses of this fleet's gateways, written by meshfleet.mesh (role gateway).\n"
@@ -193,32 +195,38 @@ def _gateway_address(family, network, value, host):
     return address
 
 
+def state_file(path):
+    """The allocations at ``path`` as a :class:`StateFile` (their one reader and writer)."""
+    def check(gateways):
+        for name, entry in gateways.items():
+            if not isinstance(entry, dict) or not all(
+                    isinstance(v, dict) and isinstance(v.get("clients", {}), dict)
+                    for v in entry.values()):
+                raise GatewayError("gateway allocations %s: entry of %r is malformed"
+                                   % (path, name))
+
+    return StateFile(path, "gateway allocations", "gateways", GatewayError,
+                     schema_version=SCHEMA_VERSION, header=HEADER, check=check)
+
+
 def load(path):
     """``{gateway: {family: {pool, address, clients}}}`` from ``path`` ({} when missing)."""
-    gateways = load_mapping(path, "gateway allocations", "gateways", GatewayError)
-    for name, entry in gateways.items():
-        if not isinstance(entry, dict) or not all(
-                isinstance(v, dict) and isinstance(v.get("clients", {}), dict)
-                for v in entry.values()):
-            raise GatewayError("gateway allocations %s: entry of %r is malformed" % (path, name))
-    return gateways
+    return state_file(path).read()
+
+
+def _stored(gateways):
+    """What the file keeps of ``gateways``: pool, address and clients of each family."""
+    return {
+        gw: {family: {"pool": str(entry["pool"]), "address": str(entry["address"]),
+                      "clients": {str(c): str(a) for c, a in entry["clients"].items()}}
+             for family, entry in gateways[gw].items()}
+        for gw in gateways
+    }
 
 
 def dump(gateways):
-    import yaml  # controller only, like statefile.load_mapping: not needed to import this
-
-    plain = {
-        str(gw): {
-            str(family): {
-                "pool": str(entry["pool"]),
-                "address": str(entry["address"]),
-                "clients": {str(c): str(a) for c, a in sorted(entry["clients"].items())},
-            }
-            for family, entry in sorted(gateways[gw].items())
-        }
-        for gw in sorted(gateways)
-    }
-    return HEADER + yaml.safe_dump({"gateways": plain}, default_flow_style=False, sort_keys=True)
+    """The allocation file's text for ``gateways``."""
+    return state_file("").dump(_stored(gateways))
 
 
 def unregistered(host, clients, registry, skip=False):
@@ -286,8 +294,8 @@ def plan(path, host, clients, pools, gateways=None, local_networks=None, mesh_ra
     check_pools(host, networks, gateways, local_networks, mesh_ranges)
     clients = sorted(set(clients) - {host})
 
-    with locked(path):
-        stored = load(path)
+    with state_file(path).update(write=write) as update:
+        stored = update.data
         previous = stored.get(host) or {}
         result = {}
         for family, network in networks.items():
@@ -312,10 +320,8 @@ def plan(path, host, clients, pools, gateways=None, local_networks=None, mesh_ra
         new[host] = result
         if gateways is not None:
             new = {gw: entry for gw, entry in new.items() if gw in gateways or gw == host}
-        changed = dump(new) != dump(stored)
-        if changed and write:
-            atomic_write(path, dump(new))
-    return changed, result
+        update.data = _stored(new)
+    return update.changed, result
 
 
 # ------------------------------------------------------------ inputs and firewall part

@@ -11,7 +11,9 @@ A YAML file kept beside the inventory (public data, meant to be reviewed in git)
 
 Pinning reads it, so a ``--limit`` run still pins hosts that were not in the run.
 Trust on first use: a key that differs from the recorded one is refused unless the
-operator accepts the change.  Used on the controller only.
+operator accepts the change.  The file is read and written only through
+:class:`statefile.StateFile` (lock, atomic write, ``schema_version``).  Used on the
+controller only.
 """
 
 from __future__ import annotations
@@ -21,12 +23,10 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns import (
     ipv6_from_public_key,
 )
 from ansible_collections.meshfleet.mesh.plugins.module_utils.statefile import (
-    atomic_write,
-    load_mapping,
-    locked,
+    StateFile,
 )
 
-__all__ = ["HEADER", "RegistryError", "dump", "load", "locked", "record"]
+__all__ = ["HEADER", "SCHEMA_VERSION", "RegistryError", "dump", "load", "record", "state_file"]
 
 HEADER = (
     "# cjdns key registry of this fleet, written by meshfleet.mesh (role cjdns).\n"
@@ -35,13 +35,21 @@ HEADER = (
 )
 
 
+SCHEMA_VERSION = 1
+
+
 class RegistryError(ValueError):
     """The registry file cannot be used, or a node's key conflicts with it."""
 
 
-def load(path):
-    """Return ``{host: {public_key, ipv6}}`` from ``path`` ({} when it does not exist)."""
-    nodes = load_mapping(path, "key registry", "nodes", RegistryError)
+def state_file(path):
+    """The registry at ``path`` as a :class:`StateFile` (its one reader and writer)."""
+    return StateFile(path, "key registry", "nodes", RegistryError,
+                     schema_version=SCHEMA_VERSION, header=HEADER,
+                     check=lambda nodes: _check(path, nodes))
+
+
+def _check(path, nodes):
     for host, entry in nodes.items():
         if not isinstance(entry, dict) or "public_key" not in entry:
             raise RegistryError("key registry %s: node %r has no public_key" % (path, host))
@@ -52,24 +60,23 @@ def load(path):
         if entry.get("ipv6") != expected:
             raise RegistryError("key registry %s: node %r lists ipv6 %s but its key gives %s"
                                 % (path, host, entry.get("ipv6"), expected))
-    return nodes
+
+
+def load(path):
+    """Return ``{host: {public_key, ipv6}}`` from ``path`` ({} when it does not exist)."""
+    return state_file(path).read()
 
 
 def dump(nodes):
-    import yaml  # controller only, like statefile.load_mapping: not needed to import this
-
-    # str(): Ansible hands over tagged str subclasses that safe_dump refuses.
-    plain = {str(h): {str(k): str(v) for k, v in nodes[h].items()} for h in sorted(nodes)}
-    body = yaml.safe_dump({"nodes": plain},
-                          default_flow_style=False, sort_keys=True)
-    return HEADER + body
+    """The registry file's text for ``nodes``."""
+    return state_file("").dump(nodes)
 
 
 def record(path, host, public_key, accept_change=False, write=True):
     """Record ``host``'s key; return (changed, nodes).  Raises RegistryError on a conflict."""
     ipv6 = ipv6_from_public_key(public_key)
-    with locked(path):
-        nodes = load(path)
+    with state_file(path).update(write=write) as update:
+        nodes = update.data
         old = nodes.get(host)
         if old and old["public_key"] != public_key and not accept_change:
             raise RegistryError(
@@ -77,10 +84,5 @@ def record(path, host, public_key, accept_change=False, write=True):
                 "node was reinstalled on purpose, rerun with cjdns_accept_key_change=true "
                 "for this host; otherwise find out why its key changed."
                 % (host, public_key, path, old["public_key"]))
-        entry = {"public_key": public_key, "ipv6": ipv6}
-        if old == entry:
-            return False, nodes
-        nodes[host] = entry
-        if write:
-            atomic_write(path, dump(nodes), prefix=".registry.")
-        return True, nodes
+        nodes[host] = {"public_key": public_key, "ipv6": ipv6}
+    return update.changed, nodes

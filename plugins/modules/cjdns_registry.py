@@ -17,6 +17,7 @@ description:
   - Trust on first use. A node whose key differs from the recorded one fails, with a
     message naming the host and both keys, unless O(accept_change=true).
   - Safe with many forks, since writes are serialised with a file lock.
+  - The file carries a C(schema_version); one written by a newer meshfleet.mesh is refused.
 options:
   path:
     description: The registry file on the controller.

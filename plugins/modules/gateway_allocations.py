@@ -20,7 +20,9 @@ description:
   - Keeps every gateway's allocation in one YAML file on the controller (O(path)), beside the
     inventory. The file is rewritten with exactly the current clients (a removed client loses
     its entry) and gateways no longer in O(gateways) are dropped. Writes are serialised with
-    a file lock and atomic; check mode writes nothing.
+    a file lock and atomic; check mode writes nothing. The file carries a C(schema_version);
+    one written by a newer meshfleet.mesh is refused. Read it with the
+    P(meshfleet.mesh.gateway_allocations#lookup) lookup.
   - Returns the cjdns C(allowedConnections) entries for the clients that have a key in the
     key registry. A client without one is an error saying to converge it first, unless
     O(skip_unregistered=true) (or check mode), which leaves it out with a warning.

@@ -78,7 +78,8 @@ def test_records_then_no_change_then_check_mode(fleet):
         # The lookup returns the whole mapping, for every host.
         assert seen[host]["ansible_facts"]["seen"] == {"node1": entry(A), "node2": entry(B)}
     text = fleet.registry.read_text()
-    assert yaml.safe_load(text) == {"nodes": {"node1": entry(A), "node2": entry(B)}}
+    assert yaml.safe_load(text) == {"schema_version": 1,
+                                    "nodes": {"node1": entry(A), "node2": entry(B)}}
     before = fleet.snapshot()
 
     rc, (recorded, _unused) = fleet.run(keys)

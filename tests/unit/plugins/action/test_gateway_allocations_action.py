@@ -29,10 +29,13 @@ PLAYBOOK = """\
           ipv6: {pool: "{{ pool6 | default('') }}", address: "", pinned: {}, reserved: []}
         gateways: {gw1: {gateway_pool: "{{ pool }}"}}
         bridge_link_prefix: "{{ link_prefix | default('') }}"
+    - name: Read the file back through the lookup
+      ansible.builtin.set_fact:
+        seen: "{{ lookup('meshfleet.mesh.gateway_allocations', alloc_path) }}"
 """
 
 
-def run(tmp_path, clients, registered, check=False, **extra):
+def run(tmp_path, clients, registered, check=False, task=0, **extra):
     registry = {"nodes": {c: {"public_key": VECTORS[i]["public_key"],
                               "ipv6": VECTORS[i]["ipv6"]}
                           for i, c in enumerate(registered)}}
@@ -46,7 +49,7 @@ def run(tmp_path, clients, registered, check=False, **extra):
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"gw1": host}}}))
     args = ["-i", str(tmp_path / "hosts.yml"), str(tmp_path / "site.yml")]
     _unused, report = run_playbook(tmp_path, args + (["--check"] if check else []))
-    return report["plays"][0]["tasks"][0]["hosts"]["gw1"]
+    return report["plays"][0]["tasks"][task]["hosts"]["gw1"]
 
 
 def test_allocates_writes_and_returns_allowed_connections(tmp_path):
@@ -60,6 +63,14 @@ def test_allocates_writes_and_returns_allowed_connections(tmp_path):
     assert stored["gateways"]["gw1"]["ipv4"]["clients"] == clients
     again = run(tmp_path, ["c1", "c2"], ["c1", "c2"])
     assert not again["changed"]
+
+
+def test_lookup_reads_what_the_action_wrote(tmp_path):
+    read = run(tmp_path, ["c1", "c2"], ["c1", "c2"], task=1)
+    stored = yaml.safe_load((tmp_path / "gateway_allocations.yml").read_text())
+    assert stored["schema_version"] == 1
+    assert read["ansible_facts"]["seen"] == stored["gateways"]
+    assert set(read["ansible_facts"]["seen"]["gw1"]["ipv4"]["clients"]) == {"c1", "c2"}
 
 
 def test_unregistered_client_fails_before_writing(tmp_path):

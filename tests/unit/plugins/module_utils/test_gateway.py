@@ -215,6 +215,21 @@ def test_bad_state_file(tmp_path):
     assert str(info.value) == "gateway allocations %s cannot be read: Is a directory" % tmp_path
 
 
+def test_allocations_written_before_schema_version_still_load(tmp_path):
+    path = tmp_path / "alloc.yml"
+    run(path, ["c1"])
+    text = path.read_text()
+    assert text.startswith(gateway.HEADER + "schema_version: 1\ngateways:\n")
+    legacy = text.replace("schema_version: 1\n", "")
+    path.write_text(legacy)
+    changed, _unused = run(path, ["c1"])
+    assert changed is False and path.read_text() == legacy
+    path.write_text(legacy.replace("gateways:", "schema_version: 2\ngateways:"))
+    with pytest.raises(gateway.GatewayError, match="schema_version 2: it was written by a "
+                                                   "newer meshfleet.mesh"):
+        run(path, ["c1"])
+
+
 # ------------------------------------------------------------------- registry
 
 

@@ -36,3 +36,25 @@ def test_check_mode_does_not_write(tmp_path):
     path = tmp_path / "r.yml"
     changed, nodes = registry.record(str(path), "n1", KEY_A, write=False)
     assert changed and "n1" in nodes and not path.exists()
+
+
+def test_registry_written_before_schema_version_still_loads(tmp_path):
+    """An operator's registry from before the field: read as version 1, left as it is by
+    a run that changes nothing, given the field by the next run that records a key."""
+    path = tmp_path / "cjdns_registry.yml"
+    legacy = registry.HEADER + "nodes:\n  n1:\n    ipv6: %s\n    public_key: %s\n" % (
+        VECTORS[0]["ipv6"], KEY_A)
+    path.write_text(legacy)
+    assert registry.record(str(path), "n1", KEY_A)[0] is False
+    assert path.read_text() == legacy
+    assert registry.record(str(path), "n2", KEY_B)[0] is True
+    assert path.read_text().startswith(registry.HEADER + "schema_version: 1\nnodes:\n")
+    assert set(registry.load(str(path))) == {"n1", "n2"}
+
+
+def test_registry_of_a_newer_collection_is_refused(tmp_path):
+    path = tmp_path / "cjdns_registry.yml"
+    path.write_text("schema_version: %d\nnodes: {}\n" % (registry.SCHEMA_VERSION + 1))
+    with pytest.raises(registry.RegistryError, match="written by a newer meshfleet.mesh"):
+        registry.record(str(path), "n1", KEY_A)
+    assert path.read_text() == "schema_version: %d\nnodes: {}\n" % (registry.SCHEMA_VERSION + 1)

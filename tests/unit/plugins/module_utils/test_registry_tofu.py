@@ -47,10 +47,10 @@ def test_dump_load_round_trip_with_every_vector(tmp_path):
     nodes = {"node-%02d" % i: entry(v) for i, v in enumerate(VECTORS)}
     text = registry.dump(nodes)
     assert text.startswith(registry.HEADER)
-    assert yaml.safe_load(text) == {"nodes": nodes}
-    # Hosts sorted, block style: a reviewable file.
+    assert yaml.safe_load(text) == {"schema_version": registry.SCHEMA_VERSION, "nodes": nodes}
+    # The version right under the header, then hosts sorted, block style: a reviewable file.
     body = text[len(registry.HEADER):]
-    assert body.splitlines()[0] == "nodes:"
+    assert body.splitlines()[:2] == ["schema_version: 1", "nodes:"]
     hosts = [line.strip(" :") for line in body.splitlines() if line.startswith("  ")
              and not line.startswith("    ")]
     assert hosts == sorted(nodes)
@@ -66,7 +66,7 @@ class Tagged(str):
 def test_dump_takes_str_subclasses():
     text = registry.dump({Tagged("n1"): {Tagged("public_key"): Tagged(A["public_key"]),
                                          "ipv6": Tagged(A["ipv6"])}})
-    assert yaml.safe_load(text) == {"nodes": {"n1": entry(A)}}
+    assert yaml.safe_load(text)["nodes"] == {"n1": entry(A)}
 
 
 HOSTS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-._", min_size=1, max_size=20)

@@ -1,26 +1,22 @@
 # Copyright: meshfleet.mesh contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Install a cjdroute binary from an operator-supplied artifact.
+"""What is cjdns-specific in installing cjdroute, for the ``meshfleet.mesh.cjdns_binary``
+module.
 
-Shared by the ``meshfleet.mesh.cjdns_install`` module (node side) and its action plugin
-(controller side).  Standard library only (besides this collection's ``statefile``), so
-it runs on any managed node.
+Getting the operator's artifact onto the node is done by stock modules in the ``cjdns``
+role (``get_url`` and ``copy``, each checking the artifact's sha256; ``unarchive`` for a
+tar.gz; ``apt`` for a .deb).  What no stock module does lives here:
 
-An artifact is one of:
+* :func:`query_installed`: whether the installed binary is the one installed from the
+  artifact with a given sha256 and is unchanged since (a state file records the artifact
+  and binary digests at install time; the binary is hashed, never run);
+* :func:`check_binary`: the candidate is an ELF binary for the node's architecture (a
+  ``#!`` script only with ``allow_script``, for test fixtures);
+* :func:`install_binary`: the candidate is copied beside ``dest``, ``--version`` must exit
+  0 there, then it is moved onto ``dest`` in one rename and the state file is written.
 
-* a raw ELF binary (``\\x7fELF``);
-* a gzip-compressed tar archive (``\\x1f\\x8b``) holding exactly one regular file named
-  ``cjdroute``, at any depth;
-* a Debian package (ar archive, ``!<arch>\\n``) whose ``data.tar.{gz,xz,bz2,zst}`` or
-  uncompressed ``data.tar`` holds exactly one regular file named ``cjdroute``.  zstd is
-  read with ``tarfile`` on Python 3.14+, else through ``dpkg-deb --fsys-tarfile``.  The
-  package is never installed with dpkg: only that one file is taken out of it.
-
-The binary must be an ELF file for the node's architecture.  A file starting with ``#!``
-is accepted instead only when ``allow_script`` is true (test fixtures only).
-
-Every check runs before anything is written next to ``dest``; ``ArtifactError`` carries a
-sentence naming the artifact.
+Standard library only (besides this collection's ``statefile``), so it runs on any node.
+``ArtifactError`` carries a sentence naming the artifact.
 """
 
 from __future__ import annotations
@@ -34,7 +30,6 @@ import re
 import shutil
 import struct
 import subprocess
-import tarfile
 import tempfile
 
 from ansible_collections.meshfleet.mesh.plugins.module_utils.statefile import atomic_write
@@ -42,16 +37,15 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.statefile import at
 __all__ = [
     "ARCHITECTURES",
     "ArtifactError",
-    "ArtifactUnsupportedHere",
     "check_binary",
     "check_sha256",
-    "detect_format",
-    "inspect_artifact",
-    "install_artifact",
+    "deb_binary_path",
+    "find_in_tree",
+    "install_binary",
     "node_architecture",
-    "probe_installed",
-    "public_argument_spec",
+    "query_installed",
     "read_state",
+    "run_version",
     "sha256_file",
 ]
 
@@ -68,8 +62,6 @@ CHUNK = 1024 * 1024
 VERSION_TIMEOUT = 30
 DEFAULT_DEST = "/usr/local/sbin/cjdroute"
 DEFAULT_STATE_FILE = "/var/lib/meshfleet/cjdns-artifact.json"
-DEFAULT_CACHE_DIR = "~/.cache/meshfleet/artifacts"
-DEFAULT_URL_TIMEOUT = 60
 SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 
 # Debian architecture -> (ELF e_machine, ELF class bits).  All three are little-endian.
@@ -100,35 +92,23 @@ _UNAME_ARCH = {
     "armv7l": "armhf",
     "armv8l": "armhf",
 }
-_TAR_MODES = {
-    "data.tar": "r|",
-    "data.tar.gz": "r|gz",
-    "data.tar.xz": "r|xz",
-    "data.tar.bz2": "r|bz2",
-    "data.tar.zst": "r|zst",
-}
 
 
 class ArtifactError(Exception):
     """The artifact, or the installed binary, fails a check.  The message names it."""
 
 
-class ArtifactUnsupportedHere(ArtifactError):
-    """The artifact needs a decoder this host lacks (the node may still have it)."""
-
-
-def public_argument_spec():
-    """The documented options of meshfleet.mesh.cjdns_install (module and action plugin)."""
+def argument_spec():
+    """The options of meshfleet.mesh.cjdns_binary."""
     return dict(
-        src=dict(type="path"),
-        url=dict(type="str"),
-        sha256=dict(type="str", required=True),
         dest=dict(type="path", default=DEFAULT_DEST),
+        sha256=dict(type="str", required=True),
         architecture=dict(type="str", choices=list(ARCHITECTURES)),
-        cache_dir=dict(type="path", default=DEFAULT_CACHE_DIR),
         state_file=dict(type="path", default=DEFAULT_STATE_FILE),
-        validate_certs=dict(type="bool", default=True),
-        url_timeout=dict(type="int", default=DEFAULT_URL_TIMEOUT),
+        candidate=dict(type="path"),
+        deb=dict(type="path"),
+        artifact=dict(type="path"),
+        source=dict(type="str"),
         allow_script=dict(type="bool", default=False),
     )
 
@@ -178,20 +158,6 @@ def node_architecture(machine=None, pointer_bits=None):
     return arch
 
 
-def detect_format(path):
-    """Return ``elf``, ``gzip``, ``deb``, ``script`` or ``unknown`` from the magic bytes."""
-    head = _head(path, 8)
-    if head.startswith(ELF_MAGIC):
-        return "elf"
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
-    if head.startswith(AR_MAGIC):
-        return "deb"
-    if head.startswith(SHEBANG):
-        return "script"
-    return "unknown"
-
-
 def _describe_elf(head):
     """Return (e_machine, class bits, little_endian, text) of an ELF header, or None."""
     if len(head) < 20 or not head.startswith(ELF_MAGIC):
@@ -236,181 +202,12 @@ def check_binary(head, architecture, what, allow_script=False):
             "%s is a script (starts with #!), not an ELF binary; scripts are accepted only "
             "with allow_script=true, which is meant for test fixtures" % what
         )
-    raise ArtifactError("%s is not an ELF binary (first bytes %r)" % (what, head[:8]))
-
-
-class _Capture:
-    """File-like sink: hashes what is written, keeps the first bytes, optionally saves it."""
-
-    def __init__(self, out=None):
-        self.out = out
-        self.digest = hashlib.sha256()
-        self.head = b""
-        self.size = 0
-
-    def write(self, data):
-        self.digest.update(data)
-        if len(self.head) < HEAD_BYTES:
-            self.head += data[: HEAD_BYTES - len(self.head)]
-        self.size += len(data)
-        if self.out is not None:
-            self.out.write(data)
-        return len(data)
-
-
-class _Limited:
-    """Read at most ``size`` bytes of ``handle`` (one ar member)."""
-
-    def __init__(self, handle, size):
-        self.handle = handle
-        self.remaining = size
-
-    def read(self, size=-1):
-        if size is None or size < 0 or size > self.remaining:
-            size = self.remaining
-        data = self.handle.read(size)
-        self.remaining -= len(data)
-        return data
-
-
-def _pick_cjdroute(archive, label, sink):
-    """Copy the one regular file named cjdroute from a streamed tar into ``sink``."""
-    found = []
-    for member in archive:
-        if posixpath.basename(member.name.rstrip("/")) != BINARY_NAME or not member.isreg():
-            continue
-        found.append(member.name)
-        if len(found) > 1:
-            raise ArtifactError(
-                "artifact %s holds more than one file named %s (%s); it must hold exactly one"
-                % (label, BINARY_NAME, ", ".join(found))
-            )
-        shutil.copyfileobj(archive.extractfile(member), sink, CHUNK)
-    if not found:
-        raise ArtifactError("artifact %s holds no regular file named %s" % (label, BINARY_NAME))
-    return found[0]
-
-
-def _read_tar(fileobj, mode, label, sink, what):
-    try:
-        with tarfile.open(fileobj=fileobj, mode=mode) as archive:
-            return _pick_cjdroute(archive, label, sink)
-    except ArtifactError:
-        raise
-    except Exception as exc:  # TarError, EOFError, zlib.error, lzma.LZMAError, ...
-        raise ArtifactError("artifact %s: cannot read %s: %s" % (label, what, exc)) from exc
-
-
-def _deb_data_member(handle, label):
-    """Position ``handle`` at the data.tar member of an ar archive; return (name, size)."""
-    if handle.read(8) != AR_MAGIC:
-        raise ArtifactError("artifact %s is not an ar archive" % label)
-    while True:
-        header = handle.read(60)
-        if not header:
-            break
-        if len(header) < 60 or header[58:60] != b"`\n":
-            raise ArtifactError("artifact %s is a damaged ar archive (bad member header)" % label)
-        name = header[:16].decode("ascii", "replace").strip()
-        try:
-            size = int(header[48:58].decode("ascii").strip())
-        except ValueError:
-            raise ArtifactError(
-                "artifact %s is a damaged ar archive (bad member size)" % label
-            ) from None
-        if name.startswith("#1/"):  # BSD ar: the name follows the header
-            name_len = int(name[3:])
-            name = handle.read(name_len).rstrip(b"\0").decode("ascii", "replace")
-            size -= name_len
-        name = name.rstrip("/")
-        if name.startswith("data.tar"):
-            return name, size
-        handle.seek(size + size % 2, os.SEEK_CUR)
-    raise ArtifactError("artifact %s has no data.tar member; is it a Debian package?" % label)
-
-
-def _deb_via_dpkg(path, label, sink):
-    dpkg_deb = shutil.which("dpkg-deb")
-    if dpkg_deb is None:
-        raise ArtifactUnsupportedHere(
-            "artifact %s stores its files zstd-compressed (data.tar.zst), which needs Python "
-            "3.14+ or dpkg-deb, and this host has neither" % label
-        )
-    with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(
-            [dpkg_deb, "--fsys-tarfile", path], stdout=subprocess.PIPE, stderr=errors
-        )
-        try:
-            member = _read_tar(proc.stdout, "r|", label, sink, "data.tar.zst")
-            while proc.stdout.read(CHUNK):
-                pass
-        except BaseException:
-            proc.kill()
-            raise
-        finally:
-            proc.stdout.close()
-            returncode = proc.wait()
-        if returncode != 0:
-            errors.seek(0)
-            message = errors.read().decode("utf-8", "replace").strip()
-            raise ArtifactError(
-                "artifact %s: dpkg-deb --fsys-tarfile failed: %s" % (label, message or returncode)
-            )
-    return member
-
-
-def _extract_from_deb(path, label, sink):
-    with open(path, "rb") as handle:
-        name, size = _deb_data_member(handle, label)
-        mode = _TAR_MODES.get(name)
-        if mode is None:
-            raise ArtifactError(
-                "artifact %s has a %s member; supported are %s"
-                % (label, name, ", ".join(sorted(_TAR_MODES)))
-            )
-        compression = mode[2:]
-        if compression and compression not in tarfile.TarFile.OPEN_METH:
-            if compression != "zst":
-                raise ArtifactUnsupportedHere(
-                    "artifact %s: this Python cannot read %s" % (label, name)
-                )
-            return "%s:%s" % (name, _deb_via_dpkg(path, label, sink))
-        member = _read_tar(_Limited(handle, size), mode, label, sink, name)
-        return "%s:%s" % (name, member)
-
-
-def inspect_artifact(path, label, architecture, allow_script=False, out=None):
-    """Find the binary in the artifact at ``path`` and check it for ``architecture``.
-
-    The binary is written to the file object ``out`` when given.  Returns a dict with
-    ``format``, ``member`` (where in the archive, or None), ``binary_sha256``, ``size`` and
-    ``binary`` (``"elf <machine>"`` or ``"script"``).  Raises ArtifactError.
-    """
-    fmt = detect_format(path)
-    sink = _Capture(out)
-    member = None
-    if fmt in ("elf", "script"):
-        with open(path, "rb") as handle:
-            shutil.copyfileobj(handle, sink, CHUNK)
-    elif fmt == "gzip":
-        with open(path, "rb") as handle:
-            member = _read_tar(handle, "r|gz", label, sink, "the tar.gz archive")
-    elif fmt == "deb":
-        member = _extract_from_deb(path, label, sink)
-    else:
-        raise ArtifactError(
-            "artifact %s is neither an ELF binary, a tar.gz archive nor a Debian package "
-            "(first bytes %r)" % (label, _head(path, 8))
-        )
-    what = "artifact %s" % label if member is None else "%s in artifact %s" % (member, label)
-    kind = check_binary(sink.head, architecture, what, allow_script)
-    return dict(
-        format=fmt,
-        member=member,
-        binary_sha256=sink.digest.hexdigest(),
-        size=sink.size,
-        binary=kind,
-    )
+    hint = ""
+    if head.startswith(GZIP_MAGIC):
+        hint = "; it is gzip data: name a tar.gz artifact *.tar.gz (or give it format: tar.gz)"
+    elif head.startswith(AR_MAGIC):
+        hint = "; it is an ar archive: name a Debian package *.deb (or give it format: deb)"
+    raise ArtifactError("%s is not an ELF binary (first bytes %r)%s" % (what, head[:8], hint))
 
 
 # ------------------------------------------------------------------------------ state
@@ -430,7 +227,7 @@ def _want_root():
     return os.geteuid() == 0
 
 
-def probe_installed(dest, state_file, sha256, architecture=None):
+def query_installed(dest, state_file, sha256, architecture=None):
     """Whether ``dest`` holds the binary installed from the artifact with ``sha256``.
 
     Cheap: reads the state file and hashes ``dest``; never executes anything.  Returns
@@ -569,76 +366,121 @@ def run_version(binary, label, timeout=VERSION_TIMEOUT):
     return _first_line(stdout) or _first_line(stderr)
 
 
-def install_artifact(
-    artifact,
+def find_in_tree(directory, label):
+    """The one regular file named cjdroute under ``directory`` (an unpacked tar.gz)."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            if name == BINARY_NAME and os.path.isfile(path) and not os.path.islink(path):
+                found.append(path)
+    if not found:
+        raise ArtifactError("artifact %s holds no regular file named %s" % (label, BINARY_NAME))
+    if len(found) > 1:
+        names = ", ".join(os.path.relpath(path, directory) for path in found)
+        raise ArtifactError(
+            "artifact %s holds more than one file named %s (%s); it must hold exactly one"
+            % (label, BINARY_NAME, names)
+        )
+    return found[0]
+
+
+def deb_binary_path(listing, label):
+    """The path of the one regular file named cjdroute in ``dpkg-deb --contents`` output."""
+    found = []
+    for line in listing.splitlines():
+        fields = line.split(None, 5)
+        if len(fields) < 6 or not fields[0].startswith("-"):
+            continue  # not a regular file (directory, link) or not a listing line
+        path = fields[5]
+        if posixpath.basename(path) == BINARY_NAME:
+            found.append(posixpath.normpath(posixpath.join("/", path)))
+    if len(found) != 1:
+        raise ArtifactError(
+            "Debian package %s must hold exactly one regular file named %s; it holds %s"
+            % (label, BINARY_NAME, ", ".join(found) or "none")
+        )
+    return found[0]
+
+
+def read_deb_binary_path(deb, label):
+    """Where the Debian package ``deb`` installs cjdroute (read with dpkg-deb)."""
+    dpkg_deb = shutil.which("dpkg-deb")
+    if dpkg_deb is None:
+        raise ArtifactError("cannot read Debian package %s: dpkg-deb is not installed" % label)
+    proc = subprocess.run(
+        [dpkg_deb, "--contents", deb],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=dict(os.environ, LC_ALL="C", LANG="C"),
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise ArtifactError(
+            "cannot read Debian package %s: %s"
+            % (label, proc.stderr.decode("utf-8", "replace").strip() or proc.returncode)
+        )
+    return deb_binary_path(proc.stdout.decode("utf-8", "replace"), label)
+
+
+def install_binary(
+    candidate,
     label,
     sha256,
     dest,
     state_file,
     architecture,
     allow_script=False,
+    artifact=None,
+    fmt="binary",
+    member=None,
     move=None,
     version_timeout=VERSION_TIMEOUT,
 ):
-    """Install the cjdroute from the artifact file ``artifact`` (already on this host).
+    """Install the cjdroute file ``candidate`` (already on this host) at ``dest``.
 
-    Checks the artifact's sha256, extracts and checks the binary (into a temp file beside
-    the artifact), copies it to a temp file next to ``dest``, runs ``--version`` there and
-    moves it onto ``dest`` with ``move(src, dest)`` (default ``os.replace``), then writes
-    the state file.  Nothing next to ``dest`` remains if a check fails.
+    When ``artifact`` is given, its sha256 must be ``sha256`` first.  The candidate must be
+    a binary for ``architecture``; it is copied to a temp file next to ``dest``, runs
+    ``--version`` there and is moved onto ``dest`` with ``move(src, dest)`` (default
+    ``os.replace``), then the state file records the artifact and the binary.  Nothing next
+    to ``dest`` remains, and ``dest`` is untouched, if a check fails.
     """
     sha256 = check_sha256(sha256)
-    actual = sha256_file(artifact)
-    if actual != sha256:
-        raise ArtifactError("artifact %s has sha256 %s, expected %s" % (label, actual, sha256))
-    move = move or os.replace
-    extracted = None
-    try:
-        if detect_format(artifact) in ("elf", "script"):
-            info = inspect_artifact(artifact, label, architecture, allow_script)
-            binary = artifact
-        else:
-            fd, extracted = tempfile.mkstemp(
-                dir=os.path.dirname(os.path.abspath(artifact)), prefix="cjdroute-extracted."
+    if artifact is not None:
+        actual = sha256_file(artifact)
+        if actual != sha256:
+            raise ArtifactError(
+                "artifact %s has sha256 %s, expected %s" % (label, actual, sha256)
             )
-            with os.fdopen(fd, "wb") as out:
-                info = inspect_artifact(artifact, label, architecture, allow_script, out=out)
-            binary = extracted
-
-        created = _makedirs(os.path.dirname(os.path.abspath(dest)))
-        staged = None
-        try:
-            staged = _stage_binary(binary, dest)
-            version = run_version(staged, label, version_timeout)
-            move(staged, dest)
-        except BaseException:
-            if staged is not None and os.path.exists(staged):
-                os.unlink(staged)
-            _remove_dirs(created)
-            raise
-    finally:
-        if extracted is not None and os.path.exists(extracted):
-            os.unlink(extracted)
-
+    what = "artifact %s" % label if member is None else "%s in artifact %s" % (member, label)
+    check_binary(_head(candidate), architecture, what, allow_script)
+    binary_sha256 = sha256_file(candidate)
+    move = move or os.replace
+    created = _makedirs(os.path.dirname(os.path.abspath(dest)))
+    staged = None
+    try:
+        staged = _stage_binary(candidate, dest)
+        version = run_version(staged, label, version_timeout)
+        move(staged, dest)
+    except BaseException:
+        if staged is not None and os.path.exists(staged):
+            os.unlink(staged)
+        _remove_dirs(created)
+        raise
     os.chmod(dest, BINARY_MODE)
     if _want_root():
         os.chown(dest, 0, 0)
     state = dict(
         artifact_sha256=sha256,
-        binary_sha256=info["binary_sha256"],
+        binary_sha256=binary_sha256,
         dest=dest,
         source=label,
-        format=info["format"],
-        member=info["member"],
+        format=fmt,
+        member=member,
         architecture=architecture,
         version=version,
     )
     write_state(state_file, state)
-    return dict(
-        changed=True,
-        dest=dest,
-        version=version,
-        binary_sha256=info["binary_sha256"],
-        format=info["format"],
-        member=info["member"],
-    )
+    return dict(changed=True, dest=dest, version=version, binary_sha256=binary_sha256,
+                format=fmt, member=member)

@@ -1,9 +1,10 @@
-"""Tests for the node-side logic of meshfleet.mesh.cjdns_install.
+"""Tests for the node-side logic of meshfleet.mesh.cjdns_binary.
 
 The logic lives in plugins/module_utils/artifact.py as plain functions; the module glue
-(run_module) is exercised with a small stand-in for AnsibleModule.  Artifacts are built
-here: tar.gz with tarfile, Debian packages as ar archives written byte by byte, ELF
-headers crafted as 64-byte blobs.  /bin/true serves as a real, runnable ELF binary.
+(run_module) is exercised with a small stand-in for AnsibleModule.  Candidates are built
+here: unpacked tar.gz trees, ``dpkg-deb --contents`` listings, ELF headers crafted as
+64-byte blobs.  /bin/true serves as a real, runnable ELF binary.  The role's whole
+install (stock modules around this one) is tested in tests/unit/roles/test_cjdns_install.py.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ from ansible_collections.meshfleet.mesh.plugins.module_utils.artifact import (
     ArtifactError,
     check_binary,
     check_sha256,
-    detect_format,
-    inspect_artifact,
-    install_artifact,
+    deb_binary_path,
+    find_in_tree,
+    install_binary,
     node_architecture,
-    probe_installed,
+    query_installed,
+    read_deb_binary_path,
     read_state,
     sha256_file,
 )
-from ansible_collections.meshfleet.mesh.plugins.modules import cjdns_install
+from ansible_collections.meshfleet.mesh.plugins.modules import cjdns_binary
 
 TRUE = Path(shutil.which("true") or "/bin/true").resolve()
 FIXTURE_VERSION = "cjdroute meshfleet-unit-fixture 1.0"
@@ -87,47 +89,6 @@ def tar_bytes(members, compression="gz"):
     return buffer.getvalue()
 
 
-def ar_bytes(members):
-    """A System V / GNU ar archive, as dpkg-deb writes it, of [(name, bytes)]."""
-    out = [b"!<arch>\n"]
-    for name, data in members:
-        header = b"%-16s%-12d%-6d%-6d%-8s%-10d`\n" % (
-            (name + "/").encode() if name.startswith("data") else name.encode(),
-            1700000000,
-            0,
-            0,
-            b"100644",
-            len(data),
-        )
-        assert len(header) == 60
-        out.append(header + data + (b"\n" if len(data) % 2 else b""))
-    return b"".join(out)
-
-
-def deb_bytes(binary, data_name="data.tar.xz", extra=None, data_blob=None):
-    """A minimal Debian package whose data archive holds ./usr/bin/cjdroute."""
-    control = tar_bytes({"./control": b"Package: cjdns\nVersion: 22.1-1\nArchitecture: amd64\n"})
-    files = {
-        "./": None,
-        "./usr/": None,
-        "./usr/bin/": None,
-        "./usr/bin/cjdroute": binary,
-        "./usr/share/doc/cjdns/copyright": b"GPL-3+\n",
-    }
-    files.update(extra or {})
-    if data_blob is None:
-        compression = data_name.rsplit(".", 1)[1] if data_name != "data.tar" else ""
-        data_blob = tar_bytes(files, compression)
-    return ar_bytes(
-        [
-            ("debian-binary", b"2.0\n"),
-            ("control.tar.gz", control),
-            ("_odd-member", b"abc"),  # odd size: exercises the ar padding byte
-            (data_name, data_blob),
-        ]
-    )
-
-
 def listing(directory):
     directory = Path(directory)
     if not directory.exists():
@@ -148,12 +109,12 @@ def node(tmp_path):
     return paths
 
 
-def install(node, artifact_path, label="test-artifact", sha256=None, **kwargs):
+def install(node, candidate, label="test-artifact", sha256=None, **kwargs):
     kwargs.setdefault("architecture", this_arch())
-    return install_artifact(
-        str(artifact_path),
+    return install_binary(
+        str(candidate),
         label,
-        sha256 or sha(artifact_path),
+        sha256 or sha(candidate),
         str(node["dest"]),
         str(node["state"]),
         **kwargs,
@@ -161,19 +122,6 @@ def install(node, artifact_path, label="test-artifact", sha256=None, **kwargs):
 
 
 # ----------------------------------------------------------------- formats and digests
-
-
-def test_detect_format_by_magic_bytes(tmp_path):
-    cases = {
-        "elf": elf_header(EM_X86_64),
-        "gzip": tar_bytes({"cjdroute": b"x"}),
-        "deb": deb_bytes(b"x"),
-        "script": SCRIPT,
-        "unknown": b"PK\x03\x04 a zip file",
-    }
-    for expected, data in cases.items():
-        path = write(tmp_path / expected, data)
-        assert detect_format(str(path)) == expected
 
 
 def test_check_sha256_normalizes_and_rejects():
@@ -254,143 +202,73 @@ def test_node_architecture():
             node_architecture(machine, bits)
 
 
-# ------------------------------------------------------------------ archive extraction
+# ---------------------------------------------------------- finding the candidate
 
 
-def test_inspect_raw_elf(tmp_path):
-    path = write(tmp_path / "cjdroute", elf_header(EM_AARCH64) + b"rest")
-    info = inspect_artifact(str(path), "a", "arm64")
-    assert info == dict(
-        format="elf",
-        member=None,
-        binary_sha256=sha(path),
-        size=68,
-        binary="elf aarch64",
-    )
+@pytest.mark.parametrize("name", ["cjdroute", "cjdns-v22.1/cjdroute", "./a/b/cjdroute"])
+def test_find_in_unpacked_tar_gz(tmp_path, name):
+    data = tar_bytes({name: TRUE.read_bytes(), "README": b"x"})
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    found = find_in_tree(str(tmp_path / "unpacked"), "a.tar.gz")
+    assert Path(found).read_bytes() == TRUE.read_bytes()
+    assert os.path.relpath(found, tmp_path / "unpacked") == os.path.normpath(name)
 
 
-@pytest.mark.parametrize("name", ["cjdroute", "cjdns-v22.1/cjdroute", "./a/b/c/cjdroute"])
-def test_tar_gz_extraction_top_level_and_subdir(tmp_path, name):
-    binary = elf_header(EM_X86_64) + b"payload" * 1000
-    members = {"README": b"docs", "cjdns-v22.1/": None, name: binary}
-    members["cjdns-v22.1/contrib/cjdroute.service"] = b"[Unit]\n"
-    path = write(tmp_path / "a.tar.gz", tar_bytes(members))
-    out = io.BytesIO()
-    info = inspect_artifact(str(path), "a.tar.gz", "amd64", out=out)
-    assert out.getvalue() == binary
-    assert info["format"] == "gzip"
-    assert info["member"] == name
-    assert info["binary_sha256"] == hashlib.sha256(binary).hexdigest()
+def test_find_in_tree_needs_exactly_one_regular_file(tmp_path):
+    tree = tmp_path / "t"
+    write(tree / "bin" / "other", b"x")
+    (tree / "cjdroute").symlink_to("bin/other")  # a link does not count
+    with pytest.raises(ArtifactError, match="a.tar.gz holds no regular file named cjdroute"):
+        find_in_tree(str(tree), "a.tar.gz")
+    write(tree / "x" / "cjdroute", b"1")
+    write(tree / "y" / "cjdroute", b"2")
+    with pytest.raises(ArtifactError, match=r"more than one .* \(x/cjdroute, y/cjdroute\)"):
+        find_in_tree(str(tree), "a.tar.gz")
 
 
-def test_tar_gz_member_is_checked_for_architecture(tmp_path):
-    path = write(tmp_path / "a.tar.gz", tar_bytes({"x/cjdroute": elf_header(EM_AARCH64)}))
-    with pytest.raises(ArtifactError) as err:
-        inspect_artifact(str(path), "https://h/a.tar.gz", "amd64")
-    assert str(err.value) == (
-        "x/cjdroute in artifact https://h/a.tar.gz is built for aarch64 but this node is amd64"
-    )
+DPKG_LISTING = """\
+drwxr-xr-x root/root         0 2024-01-01 00:00 ./
+drwxr-xr-x root/root         0 2024-01-01 00:00 ./usr/
+drwxr-xr-x root/root         0 2024-01-01 00:00 ./usr/bin/
+-rwxr-xr-x root/root   1234567 2024-01-01 00:00 ./usr/bin/cjdroute
+lrwxrwxrwx root/root         0 2024-01-01 00:00 ./usr/sbin/cjdroute -> ../bin/cjdroute
+-rw-r--r-- root/root      1000 2024-01-01 00:00 ./usr/share/doc/cjdns/copyright
+"""
 
 
-def test_tar_gz_without_or_with_two_cjdroute(tmp_path):
-    none = write(
-        tmp_path / "none.tar.gz",
-        tar_bytes({"cjdroute/": None, "cjdroute/README": b"x", "bin/cjdroute": ("link", "x")}),
-    )
-    with pytest.raises(ArtifactError, match="artifact none.tar.gz holds no regular file named"):
-        inspect_artifact(str(none), "none.tar.gz", "amd64")
-    two = write(
-        tmp_path / "two.tar.gz",
-        tar_bytes({"a/cjdroute": elf_header(EM_X86_64), "b/cjdroute": elf_header(EM_X86_64)}),
-    )
-    with pytest.raises(ArtifactError, match=r"more than one file named cjdroute \(a/cjdroute, b/"):
-        inspect_artifact(str(two), "two.tar.gz", "amd64")
+def test_deb_binary_path_from_dpkg_listing():
+    assert deb_binary_path(DPKG_LISTING, "c.deb") == "/usr/bin/cjdroute"
+    with pytest.raises(ArtifactError, match="one regular file named cjdroute; it holds none"):
+        deb_binary_path(DPKG_LISTING.replace("bin/cjdroute\n", "bin/cjdns\n"), "c.deb")
+    two = DPKG_LISTING + "-rwxr-xr-x root/root 1 2024-01-01 00:00 ./opt/cjdroute\n"
+    with pytest.raises(ArtifactError, match="/usr/bin/cjdroute, /opt/cjdroute"):
+        deb_binary_path(two, "c.deb")
 
 
-def test_damaged_gzip(tmp_path):
-    good = tar_bytes({"cjdroute": elf_header(EM_X86_64) * 100})
-    path = write(tmp_path / "bad.tar.gz", good[: len(good) // 2])
-    with pytest.raises(ArtifactError, match="artifact bad.tar.gz: cannot read"):
-        inspect_artifact(str(path), "bad.tar.gz", "amd64")
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+def test_read_deb_binary_path_of_a_real_package(tmp_path):
+    root = tmp_path / "pkg"
+    write(root / "DEBIAN" / "control",
+          b"Package: cjdns-test\nVersion: 1\nArchitecture: all\nMaintainer: t <t@t>\n"
+          b"Description: test\n")
+    write(root / "usr" / "bin" / "cjdroute", SCRIPT, 0o755)
+    deb = tmp_path / "c.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(deb)],
+                   check=True, capture_output=True)
+    assert read_deb_binary_path(str(deb), "c.deb") == "/usr/bin/cjdroute"
+    with pytest.raises(ArtifactError, match="cannot read Debian package c.deb"):
+        read_deb_binary_path(str(tmp_path / "pkg" / "DEBIAN" / "control"), "c.deb")
 
 
-def test_unknown_format(tmp_path):
-    path = write(tmp_path / "a.zip", b"PK\x03\x04....")
-    with pytest.raises(ArtifactError, match="neither an ELF binary, a tar.gz archive nor a Deb"):
-        inspect_artifact(str(path), "a.zip", "amd64", allow_script=True)
+def test_archive_given_as_a_binary_gets_a_hint():
+    with pytest.raises(ArtifactError, match=r"not an ELF binary .*name a tar.gz artifact"):
+        check_binary(b"\x1f\x8b\x08\x00" + bytes(60), "amd64", "artifact a")
+    with pytest.raises(ArtifactError, match=r"not an ELF binary .*name a Debian package \*\.deb"):
+        check_binary(b"!<arch>\n" + bytes(56), "amd64", "artifact a")
 
 
-@pytest.mark.parametrize("data_name", ["data.tar.xz", "data.tar.gz", "data.tar.bz2", "data.tar"])
-def test_deb_extraction(tmp_path, data_name):
-    binary = elf_header(EM_ARM, 32) + os.urandom(5001)
-    path = write(tmp_path / "cjdns.deb", deb_bytes(binary, data_name))
-    out = io.BytesIO()
-    info = inspect_artifact(str(path), "cjdns.deb", "armhf", out=out)
-    assert out.getvalue() == binary
-    assert info["format"] == "deb"
-    assert info["member"] == "%s:./usr/bin/cjdroute" % data_name
-    assert info["binary"] == "elf arm"
-
-
-def test_deb_built_here_is_a_real_deb(tmp_path):
-    """dpkg-deb agrees that the hand-written ar archive is a Debian package."""
-    dpkg_deb = shutil.which("dpkg-deb")
-    if dpkg_deb is None:
-        pytest.skip("dpkg-deb is not installed")
-    path = write(tmp_path / "cjdns.deb", deb_bytes(elf_header(EM_X86_64)))
-    contents = subprocess.run(
-        [dpkg_deb, "--contents", str(path)], capture_output=True, text=True, check=True
-    ).stdout
-    assert "./usr/bin/cjdroute" in contents
-
-
-def test_deb_zst_through_dpkg_deb(tmp_path, monkeypatch):
-    zstd, dpkg_deb = shutil.which("zstd"), shutil.which("dpkg-deb")
-    if zstd is None or dpkg_deb is None:
-        pytest.skip("needs zstd and dpkg-deb")
-    binary = elf_header(EM_X86_64) + b"zst" * 999
-    plain = tar_bytes({"./usr/bin/cjdroute": binary}, compression="")
-    blob = subprocess.run([zstd, "-q", "-c"], input=plain, capture_output=True, check=True).stdout
-    path = write(tmp_path / "cjdns.deb", deb_bytes(b"", "data.tar.zst", data_blob=blob))
-    # Force the dpkg-deb fallback even on a Python whose tarfile reads zstd.
-    monkeypatch.setattr(
-        artifact.tarfile.TarFile,
-        "OPEN_METH",
-        {k: v for k, v in tarfile.TarFile.OPEN_METH.items() if k != "zst"},
-    )
-    out = io.BytesIO()
-    info = inspect_artifact(str(path), "cjdns.deb", "amd64", out=out)
-    assert out.getvalue() == binary
-    assert info["member"] == "data.tar.zst:./usr/bin/cjdroute"
-
-    monkeypatch.setattr(artifact.shutil, "which", lambda name: None)
-    with pytest.raises(artifact.ArtifactUnsupportedHere, match="needs Python 3.14\\+ or dpkg"):
-        inspect_artifact(str(path), "cjdns.deb", "amd64")
-
-
-def test_deb_without_data_member_or_damaged(tmp_path):
-    path = write(tmp_path / "a.deb", ar_bytes([("debian-binary", b"2.0\n")]))
-    with pytest.raises(ArtifactError, match="artifact a.deb has no data.tar member"):
-        inspect_artifact(str(path), "a.deb", "amd64")
-    path = write(tmp_path / "b.deb", b"!<arch>\nshort header")
-    with pytest.raises(ArtifactError, match="artifact b.deb is a damaged ar archive"):
-        inspect_artifact(str(path), "b.deb", "amd64")
-    path = write(tmp_path / "c.deb", ar_bytes([("data.tar.lz4", b"xx")]))
-    with pytest.raises(ArtifactError, match="artifact c.deb has a data.tar.lz4 member"):
-        inspect_artifact(str(path), "c.deb", "amd64")
-
-
-def test_deb_with_wrong_architecture(tmp_path):
-    path = write(tmp_path / "a.deb", deb_bytes(elf_header(EM_AARCH64)))
-    with pytest.raises(ArtifactError) as err:
-        inspect_artifact(str(path), "cjdns_22.1_arm64.deb", "amd64")
-    assert str(err.value) == (
-        "data.tar.xz:./usr/bin/cjdroute in artifact cjdns_22.1_arm64.deb is built for aarch64 "
-        "but this node is amd64"
-    )
-
-
-# --------------------------------------------------------------------------- install
+# ----------------------------------------------------------------------------- install
 
 
 def test_install_raw_elf_and_state_file(node):
@@ -401,7 +279,8 @@ def test_install_raw_elf_and_state_file(node):
         moved.append((os.path.dirname(src), dst))
         os.replace(src, dst)
 
-    result = install(node, artifact_path, label="/srv/cjdroute", move=move)
+    result = install(node, artifact_path, label="/srv/cjdroute", move=move,
+                     artifact=str(artifact_path))
     dest = node["dest"]
     assert result["changed"] is True
     assert result["dest"] == str(dest)
@@ -418,7 +297,7 @@ def test_install_raw_elf_and_state_file(node):
         artifact_sha256=sha(TRUE),
         binary_sha256=sha(TRUE),
         dest=str(dest),
-        format="elf",
+        format="binary",
         member=None,
         source="/srv/cjdroute",
         version=result["version"],
@@ -435,25 +314,26 @@ def test_install_is_idempotent_in_content(node):
     assert (node["state"].read_bytes(), node["dest"].read_bytes()) == first
 
 
-def test_install_from_tar_gz_subdir(node):
-    data = tar_bytes({"cjdns-v22.1/": None, "cjdns-v22.1/cjdroute": TRUE.read_bytes()})
-    artifact_path = write(node["tmp"] / "cjdroute-artifact", data)
-    result = install(node, artifact_path, label="https://h/cjdns.tar.gz")
+def test_install_from_an_unpacked_tar_gz_records_both_digests(node):
+    artifact_path = write(node["tmp"] / "artifact.tar.gz", b"the tarball's bytes")
+    candidate = write(node["tmp"] / "unpacked" / "cjdns-v22.1" / "cjdroute", TRUE.read_bytes())
+    result = install(node, candidate, label="https://h/cjdns.tar.gz", sha256=sha(artifact_path),
+                     artifact=str(artifact_path), fmt="tar.gz", member="cjdns-v22.1/cjdroute")
     assert result["member"] == "cjdns-v22.1/cjdroute"
     assert node["dest"].read_bytes() == TRUE.read_bytes()
     assert read_state(str(node["state"]))["artifact_sha256"] == sha(artifact_path)
     assert read_state(str(node["state"]))["binary_sha256"] == sha(TRUE)
-    assert listing(node["tmp"]) == ["cjdroute-artifact"]  # extracted copy removed
+    assert read_state(str(node["state"]))["format"] == "tar.gz"
+    assert candidate.exists()  # the staged copy is the role's to remove
 
 
-def test_install_from_deb_with_script_fixture(node):
-    artifact_path = write(node["tmp"] / "cjdroute-artifact", deb_bytes(SCRIPT))
+def test_install_script_fixture_needs_allow_script(node):
+    candidate = write(node["tmp"] / "cjdroute", SCRIPT, 0o755)
     with pytest.raises(ArtifactError, match="allow_script=true"):
-        install(node, artifact_path)
+        install(node, candidate)
     assert not node["root"].exists()
-    result = install(node, artifact_path, allow_script=True)
+    result = install(node, candidate, allow_script=True)
     assert result["version"] == FIXTURE_VERSION
-    assert result["format"] == "deb"
     assert node["dest"].read_bytes() == SCRIPT
 
 
@@ -461,7 +341,8 @@ def test_install_sha256_mismatch_writes_nothing(node):
     artifact_path = write(node["tmp"] / "cjdroute-artifact", TRUE.read_bytes())
     wrong = "0" * 64
     with pytest.raises(ArtifactError) as err:
-        install(node, artifact_path, label="https://h/cjdroute", sha256=wrong)
+        install(node, artifact_path, label="https://h/cjdroute", sha256=wrong,
+                artifact=str(artifact_path))
     assert str(err.value) == "artifact https://h/cjdroute has sha256 %s, expected %s" % (
         sha(TRUE),
         wrong,
@@ -482,7 +363,7 @@ def test_install_wrong_architecture_writes_nothing(node):
 
 def test_install_version_failure_shows_stderr_and_keeps_dest(node):
     failing = b"#!/bin/sh\necho 'cjdroute: illegal instruction' >&2\nexit 3\n"
-    artifact_path = write(node["tmp"] / "cjdroute-artifact", tar_bytes({"cjdroute": failing}))
+    artifact_path = write(node["tmp"] / "cjdroute", failing, 0o755)
     with pytest.raises(ArtifactError) as err:
         install(node, artifact_path, label="https://h/bad.tar.gz", allow_script=True)
     assert str(err.value) == (
@@ -490,7 +371,7 @@ def test_install_version_failure_shows_stderr_and_keeps_dest(node):
         "stderr: cjdroute: illegal instruction"
     )
     assert not node["root"].exists()  # dest's directories created for the try are gone
-    assert listing(node["tmp"]) == ["cjdroute-artifact"]
+    assert listing(node["tmp"]) == ["cjdroute"]
 
     write(node["dest"], b"old binary", 0o755)
     with pytest.raises(ArtifactError, match="--version exited with 3"):
@@ -518,17 +399,17 @@ def test_install_replaces_existing_dest_atomically(node):
     assert node["dest"].read_bytes() == TRUE.read_bytes()
 
 
-# ----------------------------------------------------------------------------- probe
+# ----------------------------------------------------------------------------- query
 
 
-def test_probe_before_and_after_install(node):
+def test_query_before_and_after_install(node):
     args = (str(node["dest"]), str(node["state"]), sha(TRUE))
-    before = probe_installed(*args)
+    before = query_installed(*args)
     assert before["installed"] is False
     assert before["reason"] == "%s does not exist" % node["dest"]
 
     result = install(node, write(node["tmp"] / "a", TRUE.read_bytes()))
-    after = probe_installed(*args)
+    after = query_installed(*args)
     assert after == dict(
         installed=True,
         reason="",
@@ -536,61 +417,61 @@ def test_probe_before_and_after_install(node):
         binary_sha256=sha(TRUE),
         architecture=this_arch(),
     )
-    assert probe_installed(*args, architecture=this_arch())["installed"] is True
-    other = probe_installed(*args, architecture=other_arch())
+    assert query_installed(*args, architecture=this_arch())["installed"] is True
+    other = query_installed(*args, architecture=other_arch())
     assert other["installed"] is False
     assert other["reason"].endswith("was installed for %s, not %s" % (this_arch(), other_arch()))
 
 
-def test_probe_does_not_execute_dest(node, monkeypatch):
+def test_query_does_not_execute_dest(node, monkeypatch):
     install(node, write(node["tmp"] / "a", TRUE.read_bytes()))
 
     def forbidden(*args, **kwargs):
-        raise AssertionError("probe must not run anything")
+        raise AssertionError("the query must not run anything")
 
     monkeypatch.setattr(artifact.subprocess, "run", forbidden)
     monkeypatch.setattr(artifact.subprocess, "Popen", forbidden)
-    assert probe_installed(str(node["dest"]), str(node["state"]), sha(TRUE))["installed"]
+    assert query_installed(str(node["dest"]), str(node["state"]), sha(TRUE))["installed"]
 
 
-def test_probe_detects_tampering(node):
+def test_query_detects_tampering(node):
     install(node, write(node["tmp"] / "a", TRUE.read_bytes()))
     dest, state_file = node["dest"], node["state"]
     args = (str(dest), str(state_file), sha(TRUE))
 
     original = dest.read_bytes()
     dest.write_bytes(original + b"\0")  # same path, same mode, other content
-    found = probe_installed(*args)
+    found = query_installed(*args)
     assert found["installed"] is False
     assert "was changed since it was installed (sha256 %s" % sha(dest) in found["reason"]
     dest.write_bytes(original)
-    assert probe_installed(*args)["installed"] is True
+    assert query_installed(*args)["installed"] is True
 
     dest.chmod(0o644)
-    assert "has mode 0644 instead of 0755" in probe_installed(*args)["reason"]
+    assert "has mode 0644 instead of 0755" in query_installed(*args)["reason"]
     dest.chmod(0o755)
 
     other = "1" * 64
     assert (
         "was installed from another artifact"
-        in probe_installed(str(dest), str(state_file), other)["reason"]
+        in query_installed(str(dest), str(state_file), other)["reason"]
     )
 
     state = json.loads(state_file.read_text())
     state_file.write_text(json.dumps(dict(state, dest="/elsewhere")))
-    assert "describes /elsewhere" in probe_installed(*args)["reason"]
+    assert "describes /elsewhere" in query_installed(*args)["reason"]
 
     state_file.write_text("{not json")
-    found = probe_installed(*args)
+    found = query_installed(*args)
     assert found["installed"] is False
     assert "is missing or unreadable" in found["reason"]
 
     state_file.unlink()
-    assert "is missing or unreadable" in probe_installed(*args)["reason"]
+    assert "is missing or unreadable" in query_installed(*args)["reason"]
 
     dest.unlink()
     dest.mkdir()
-    assert "is not a regular file" in probe_installed(*args)["reason"]
+    assert "is not a regular file" in query_installed(*args)["reason"]
 
 
 # ------------------------------------------------------------------------ module glue
@@ -600,17 +481,7 @@ class FakeModule:
     """Just what run_module uses of AnsibleModule."""
 
     def __init__(self, check_mode=False, **params):
-        self.params = dict(
-            src=None,
-            url=None,
-            dest=None,
-            architecture=None,
-            state_file=None,
-            allow_script=False,
-            _probe=False,
-            _artifact=None,
-            _source=None,
-        )
+        self.params = {name: spec.get("default") for name, spec in artifact.argument_spec().items()}
         self.params.update(params)
         self.check_mode = check_mode
 
@@ -630,25 +501,31 @@ def module_args(node, **params):
     params.setdefault("dest", str(node["dest"]))
     params.setdefault("state_file", str(node["state"]))
     params.setdefault("sha256", sha(TRUE))
-    params.setdefault("_source", "/srv/cjdroute")
+    params.setdefault("source", "/srv/cjdroute")
     return params
 
 
-def test_module_probe_install_probe(node):
-    probe = cjdns_install.run_module(FakeModule(check_mode=True, **module_args(node, _probe=True)))
-    assert probe["changed"] is False
-    assert probe["probe"] is True
-    assert probe["installed"] is False
-    assert probe["architecture"] == this_arch()  # resolved on the node for the controller
+def test_module_query_install_query(node):
+    query = cjdns_binary.run_module(FakeModule(**module_args(node)))
+    assert (query["changed"], query["installed"]) == (False, False)
+    assert query["architecture"] == this_arch()  # derived on the node when not given
+    assert not node["root"].exists()
 
-    remote = write(node["tmp"] / "cjdroute-artifact", TRUE.read_bytes())
-    done = cjdns_install.run_module(FakeModule(**module_args(node, _artifact=str(remote))))
+    candidate = write(node["tmp"] / "cjdroute", TRUE.read_bytes())
+    checked = cjdns_binary.run_module(
+        FakeModule(check_mode=True, **module_args(node, candidate=str(node["tmp"] / "absent")))
+    )
+    assert (checked["changed"], checked["installed"]) == (True, False)
+    assert not node["root"].exists()  # check mode: nothing read, nothing written
+
+    done = cjdns_binary.run_module(
+        FakeModule(**module_args(node, candidate=str(candidate), artifact=str(candidate)))
+    )
     assert done["changed"] is True
-    assert done["probe"] is False
     assert done["version"].startswith("true ")
-    assert done["source"] == "/srv/cjdroute"
+    assert done["format"] == "binary"
 
-    again = cjdns_install.run_module(FakeModule(**module_args(node, _probe=True)))
+    again = cjdns_binary.run_module(FakeModule(**module_args(node, candidate=str(candidate))))
     assert (again["changed"], again["installed"], again["version"]) == (
         False,
         True,
@@ -656,38 +533,41 @@ def test_module_probe_install_probe(node):
     )
 
 
+def test_module_candidate_directory(node):
+    write(node["tmp"] / "unpacked" / "rel" / "cjdroute", TRUE.read_bytes())
+    done = cjdns_binary.run_module(
+        FakeModule(**module_args(node, candidate=str(node["tmp"] / "unpacked")))
+    )
+    assert (done["changed"], done["format"], done["member"]) == (True, "tar.gz", "rel/cjdroute")
+
+
 def test_module_failures_are_sentences(node):
-    remote = write(node["tmp"] / "cjdroute-artifact", TRUE.read_bytes())
+    candidate = write(node["tmp"] / "cjdroute", TRUE.read_bytes())
     with pytest.raises(FailJson) as err:
-        cjdns_install.run_module(
-            FakeModule(**module_args(node, _artifact=str(remote), sha256="f" * 64))
+        cjdns_binary.run_module(
+            FakeModule(**module_args(node, candidate=str(candidate), artifact=str(candidate),
+                                     sha256="f" * 64))
         )
     assert err.value.args[0]["msg"].startswith("artifact /srv/cjdroute has sha256 ")
     with pytest.raises(FailJson) as err:
-        cjdns_install.run_module(FakeModule(**module_args(node, sha256="nope")))
+        cjdns_binary.run_module(FakeModule(**module_args(node, sha256="nope")))
     assert "64 hexadecimal characters" in err.value.args[0]["msg"]
     with pytest.raises(FailJson) as err:
-        cjdns_install.run_module(FakeModule(**module_args(node)))
-    assert "runs through its action plugin" in err.value.args[0]["msg"]
+        cjdns_binary.run_module(FakeModule(**module_args(node, candidate=str(node["tmp"] / "x"))))
+    assert err.value.args[0]["msg"] == (
+        "the cjdroute from artifact /srv/cjdroute is not on the node at %s" % (node["tmp"] / "x")
+    )
     assert not node["root"].exists()
 
 
 def test_module_argument_spec_matches_documentation():
     import yaml
 
-    documented = yaml.safe_load(cjdns_install.DOCUMENTATION)["options"]
-    spec = artifact.public_argument_spec()
-    module_spec = cjdns_install.module_argument_spec()
-    internal = {"_probe", "_artifact", "_source"}
-    assert set(module_spec) - set(spec) == internal
-    assert {name: module_spec[name] for name in spec} == spec
-    # Every option of the module is documented (the internal ones as such), and the
-    # documentation of the others is the action plugin's public spec.
-    assert sorted(documented) == sorted(module_spec)
+    documented = yaml.safe_load(cjdns_binary.DOCUMENTATION)["options"]
+    spec = artifact.argument_spec()
+    assert sorted(documented) == sorted(spec)
     for name, option in documented.items():
-        assert option["type"] == module_spec[name]["type"], name
-        assert option.get("default") == module_spec[name].get("default"), name
-        assert option.get("required", False) == module_spec[name].get("required", False), name
-        assert option.get("choices") == module_spec[name].get("choices"), name
-    for name in internal:
-        assert documented[name]["description"][0].startswith("Internal use only"), name
+        assert option["type"] == spec[name]["type"], name
+        assert option.get("default") == spec[name].get("default"), name
+        assert option.get("required", False) == spec[name].get("required", False), name
+        assert option.get("choices") == spec[name].get("choices"), name

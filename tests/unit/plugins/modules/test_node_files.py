@@ -1,0 +1,170 @@
+"""Tests for the node_files module, run in-process on a tmp_path (systemctl faked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.meshfleet.mesh.plugins.modules import node_files
+
+ME = __import__("pwd").getpwuid(os.geteuid()).pw_name
+MY_GROUP = __import__("grp").getgrgid(os.getegid()).gr_name
+
+
+class FakeSystemd:
+    """systemctl as a dict of units: {name: {"enabled": bool, "active": bool}}."""
+
+    def __init__(self, units=None):
+        self.units = units or {}
+        self.calls = []
+
+    def __call__(self, module, *args):
+        self.calls.append(args)
+        verb, name = args[0], args[-1]
+        unit = self.units.get(name)
+        if verb == "daemon-reload":
+            return 0, "", ""
+        if verb == "show":
+            return 0, ("loaded" if unit is not None else "not-found") + "\n", ""
+        if unit is None:
+            return 1, "", "Unit %s not found." % name
+        if verb == "is-enabled":
+            return (
+                (0 if unit["enabled"] else 1),
+                ("enabled" if unit["enabled"] else "disabled") + "\n",
+                "",
+            )
+        if verb == "is-active":
+            return (0 if unit["active"] else 3), "", ""
+        if verb in ("enable", "disable"):
+            unit["enabled"] = verb == "enable"
+        if verb in ("start", "stop"):
+            unit["active"] = verb == "start"
+        return 0, "", ""
+
+
+@pytest.fixture
+def systemd(monkeypatch):
+    fake = FakeSystemd()
+    monkeypatch.setattr(node_files, "systemctl", fake)
+    return fake
+
+
+def run(capsys, check_mode=False, diff=False, **args):
+    if check_mode:
+        args["_ansible_check_mode"] = True
+    if diff:
+        args["_ansible_diff"] = True
+    with patch_module_args(args), pytest.raises(SystemExit) as info:
+        node_files.main()
+    result = json.loads(capsys.readouterr().out)
+    assert bool(info.value.code) == bool(result.get("failed"))
+    return result
+
+
+def spec(path, content, **extra):
+    return dict({"dest": str(path), "content": content, "owner": ME, "group": MY_GROUP}, **extra)
+
+
+def test_writes_then_noop_then_repairs_drift(tmp_path, capsys, systemd):
+    conf = tmp_path / "etc" / "a.conf"
+    first = run(capsys, files=[spec(conf, "x = 1\n", mode="0640")])
+    assert first["changed"] and first["changed_files"] == [str(conf)]
+    assert conf.read_text() == "x = 1\n"
+    assert stat.S_IMODE(os.stat(conf).st_mode) == 0o640
+    again = run(capsys, files=[spec(conf, "x = 1\n", mode="0640")])
+    assert not again["changed"] and again["changed_files"] == []
+    conf.write_text("x = 2  # by hand\n")
+    repaired = run(capsys, files=[spec(conf, "x = 1\n", mode="0640")])
+    assert repaired["changed_files"] == [str(conf)] and conf.read_text() == "x = 1\n"
+    os.chmod(conf, 0o600)
+    assert run(capsys, files=[spec(conf, "x = 1\n", mode="0640")])["changed"]
+    assert stat.S_IMODE(os.stat(conf).st_mode) == 0o640
+    assert not [p for p in conf.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_check_mode_changes_nothing_and_shows_the_diff(tmp_path, capsys, systemd):
+    conf = tmp_path / "a.conf"
+    conf.write_text("old\n")
+    gone = tmp_path / "gone.conf"
+    gone.write_text("stale\n")
+    result = run(
+        capsys,
+        check_mode=True,
+        diff=True,
+        files=[spec(conf, "new\n"), {"dest": str(gone), "state": "absent"}],
+    )
+    assert result["changed"] and result["changed_files"] == [str(conf), str(gone)]
+    assert conf.read_text() == "old\n" and gone.exists()
+    assert result["diff"][0]["before"] == "old\n" and result["diff"][0]["after"] == "new\n"
+    assert result["diff"][1]["after"] == ""
+
+
+def test_validate_refuses_bad_content_and_keeps_the_old_file(tmp_path, capsys, systemd):
+    conf = tmp_path / "a.conf"
+    conf.write_text("good\n")
+    bad = run(capsys, files=[spec(conf, "bad\n", validate="grep -q ^good %s")])
+    assert bad["failed"] and "failed to validate" in bad["msg"]
+    assert conf.read_text() == "good\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.conf"]
+    ok = run(capsys, files=[spec(conf, "good too\n", validate="grep -q ^good %s")])
+    assert ok["changed"] and conf.read_text() == "good too\n"
+
+
+def test_absent_removes_and_is_then_a_noop(tmp_path, capsys, systemd):
+    old = tmp_path / "old.fact"
+    old.write_text("{}\n")
+    assert run(capsys, files=[{"dest": str(old), "state": "absent"}])["changed_files"] == [str(old)]
+    assert not old.exists()
+    assert not run(capsys, files=[{"dest": str(old), "state": "absent"}])["changed"]
+
+
+def test_units_enabled_and_started_once(tmp_path, capsys, systemd):
+    systemd.units["x.service"] = {"enabled": False, "active": False}
+    units = [{"name": "x.service", "enabled": True, "state": "started"}]
+    first = run(capsys, units=units)
+    assert first["changed_units"] == ["x.service enable", "x.service start"]
+    assert systemd.units["x.service"] == {"enabled": True, "active": True}
+    assert not run(capsys, units=units)["changed"]
+
+
+def test_stop_and_remove_only_when_present(tmp_path, capsys, systemd):
+    units = [{"name": "gone.service", "enabled": False, "state": "stopped", "if_present": True}]
+    assert not run(capsys, units=units)["changed"]
+    assert ("stop", "gone.service") not in systemd.calls
+    systemd.units["gone.service"] = {"enabled": True, "active": True}
+    result = run(capsys, units=units)
+    assert result["changed_units"] == ["gone.service disable", "gone.service stop"]
+
+
+def test_new_unit_file_in_check_mode_is_not_queried(tmp_path, capsys, systemd, monkeypatch):
+    monkeypatch.setattr(node_files, "UNIT_DIRS", (str(tmp_path),))
+    unit = tmp_path / "new.service"
+    result = run(
+        capsys,
+        check_mode=True,
+        files=[spec(unit, "[Unit]\n")],
+        units=[{"name": "new.service", "enabled": True, "state": "started"}],
+    )
+    assert result["changed_units"] == ["new.service enable", "new.service start"]
+    assert systemd.calls == [] and not unit.exists()
+
+
+def test_daemon_reload_only_when_a_unit_file_changed(tmp_path, capsys, systemd, monkeypatch):
+    monkeypatch.setattr(node_files, "UNIT_DIRS", (str(tmp_path),))
+    unit = tmp_path / "y.service"
+    systemd.units["y.service"] = {"enabled": True, "active": True}
+    units = [{"name": "y.service", "enabled": True, "state": "started"}]
+    assert run(capsys, files=[spec(unit, "[Unit]\n")], units=units)["daemon_reload"]
+    assert ("daemon-reload",) in systemd.calls
+    systemd.calls.clear()
+    assert not run(capsys, files=[spec(unit, "[Unit]\n")], units=units)["daemon_reload"]
+    assert ("daemon-reload",) not in systemd.calls
+
+
+def test_content_is_required_for_a_present_file(tmp_path, capsys, systemd):
+    result = run(capsys, files=[{"dest": str(tmp_path / "a")}])
+    assert result["failed"] and "content is required" in result["msg"]

@@ -29,6 +29,11 @@ __all__ = ["BACKENDS", "BridgeError", "ICMPV6", "plan", "session_ips"]
 
 BACKENDS = ("auto", "unit", "networkd", "networkmanager", "ifupdown")
 HOOK_BACKENDS = ("ifupdown", "networkmanager")
+# Where each network manager runs the hook that re-applies the link addresses.
+HOOK_PATHS = {
+    "networkmanager": "/etc/NetworkManager/dispatcher.d/60-meshfleet-link-addr",
+    "ifupdown": "/etc/network/if-up.d/meshfleet-link-addr",
+}
 DROPIN_NAME = "60-meshfleet-bridge.conf"
 
 # Neighbour discovery, MLD queries (so snooping switches keep forwarding to us), and the
@@ -285,11 +290,20 @@ def _backends(interfaces, probe, settings):
                 "directory": p["dropin"].rsplit("/", 1)[0], "directory_exists": p["dropin_dir"]}
                for i, p in networkd]
     kept = [d["path"] for d in dropins]
+    stale = [path for path in present_dropins if path not in kept]
+    hooks = sorted(set(p["backend"] for p in backends.values()) & set(HOOK_BACKENDS))
     return {
         "backends": backends,
         "dropins": dropins,
-        "stale_dropins": [path for path in present_dropins if path not in kept],
-        "hooks": sorted(set(p["backend"] for p in backends.values()) & set(HOOK_BACKENDS)),
+        "stale_dropins": stale,
+        "hooks": hooks,
+        # The drop-ins and hooks as meshfleet.mesh.node_files entries (the role adds its
+        # script and unit): each drop-in's template sees it as ``item``.
+        "files": ([{"template": "networkd-dropin.conf.j2", "dest": d["path"], "vars": {"item": d}}
+                   for d in dropins]
+                  + [{"dest": path, "state": "absent"} for path in stale]
+                  + [{"template": "%s-hook.j2" % hook, "dest": HOOK_PATHS[hook], "mode": "0755"}
+                     for hook in hooks]),
         "problems": problems,
     }
 

@@ -5,6 +5,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.meshfleet.mesh.plugins.filter.bridge import bridge_plan
 from ansible_collections.meshfleet.mesh.plugins.module_utils.addressing import link_plan
 from ansible_collections.meshfleet.mesh.plugins.module_utils.bridge import (
+    HOOK_PATHS,
     ICMPV6,
     BridgeError,
     plan,
@@ -348,6 +349,16 @@ def test_probe_auto_backend(line, backend):
     result = run(probe=[line])
     assert result["backends"]["link"]["backend"] == backend
     assert result["hooks"] == ([backend] if backend in ("networkmanager", "ifupdown") else [])
+    # What meshfleet.mesh.node_files writes for it: the drop-in or the hook, nothing else.
+    if backend == "networkd":
+        dropin = "/etc/systemd/network/x.network.d/60-meshfleet-bridge.conf"
+        assert result["files"] == [{"template": "networkd-dropin.conf.j2", "dest": dropin,
+                                    "vars": {"item": result["dropins"][0]}}]
+    elif backend == "unit":
+        assert result["files"] == []
+    else:
+        assert result["files"] == [{"template": backend + "-hook.j2", "mode": "0755",
+                                    "dest": HOOK_PATHS[backend]}]
 
 
 def test_probe_of_an_interface_it_did_not_report_is_unit():
@@ -375,3 +386,4 @@ def test_probe_on_a_host_without_links_still_finds_stale_dropins():
     result = run("bridge-a-node", registry={}, probe=["dropin " + stale])
     assert result["stale_dropins"] == [stale]
     assert result["backends"] == {} and result["hooks"] == []
+    assert result["files"] == [{"dest": stale, "state": "absent"}]

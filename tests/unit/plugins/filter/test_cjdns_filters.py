@@ -11,24 +11,30 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.meshfleet.mesh.plugins.filter.cjdns import FilterModule
 from ansible_collections.meshfleet.mesh.plugins.test import cjdns as cjdns_tests
+from ansible_collections.meshfleet.mesh.plugins.test import cjdns_private_key as private_key_tests
 from keyvectors import VECTORS
 
 FILTERS = FilterModule().filters()
-TESTS = cjdns_tests.TestModule().tests()
+TESTS = {**cjdns_tests.TestModule().tests(), **private_key_tests.TestModule().tests()}
 NON_FC_PRIVATE = "fefe3f428cc83bea845c3dc07c94e2b24f44ebc2c380b566f199402e81795f78"
 NON_FC_PUBLIC = "358rcy4vyrbwpby41jyz3q15rlgfu4h7wdpgd4mdtn18f1m19lm0.k"
 
 
 def test_filter_names():
     assert set(FILTERS) == {"cjdns_ipv6", "cjdns_public_key", "cjdns_peer_password"}
-    assert set(TESTS) == {"cjdns_public_key"}
+    assert set(TESTS) == {
+        "valid_cjdns_public_key", "valid_cjdns_private_key",
+        # deprecated, until 0.2.0
+        "cjdns_public_key", "cjdns_private_key",
+    }
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=lambda v: v["ipv6"])
 def test_filters_on_vectors(vector):
     assert FILTERS["cjdns_public_key"](vector["private_key"]) == vector["public_key"]
     assert FILTERS["cjdns_ipv6"](vector["public_key"]) == vector["ipv6"]
-    assert TESTS["cjdns_public_key"](vector["public_key"]) is True
+    assert TESTS["valid_cjdns_public_key"](vector["public_key"]) is True
+    assert TESTS["valid_cjdns_private_key"](vector["private_key"]) is True
 
 
 @pytest.mark.parametrize(
@@ -86,8 +92,35 @@ def test_cjdns_peer_password():
         ["x"],
     ],
 )
-def test_cjdns_public_key_test_false(value):
-    assert TESTS["cjdns_public_key"](value) is False
+def test_valid_cjdns_public_key_test_false(value):
+    assert TESTS["valid_cjdns_public_key"](value) is False
+
+
+@pytest.mark.parametrize("value", ["", "ab" * 31 + "a", NON_FC_PRIVATE, "x" * 64, None])
+def test_valid_cjdns_private_key_test_false(value):
+    assert TESTS["valid_cjdns_private_key"](value) is False
+
+
+@pytest.mark.parametrize(
+    "old, new, good, bad",
+    [
+        ("cjdns_public_key", "valid_cjdns_public_key", VECTORS[0]["public_key"], NON_FC_PUBLIC),
+        ("cjdns_private_key", "valid_cjdns_private_key", VECTORS[0]["private_key"], NON_FC_PRIVATE),
+    ],
+)
+def test_old_test_names_still_work_and_warn(monkeypatch, old, new, good, bad):
+    """The old test names answer as the new ones until 0.2.0, each use with Ansible's
+    deprecation warning naming the new test."""
+    from ansible.utils.display import Display
+
+    warned = []
+    monkeypatch.setattr(Display, "deprecated", lambda self, msg, **kw: warned.append((msg, kw)))
+    assert TESTS[old](good) is True
+    assert TESTS[old](bad) is False
+    assert len(warned) == 2
+    msg, kw = warned[0]
+    assert "meshfleet.mesh.%s is renamed meshfleet.mesh.%s" % (old, new) in msg
+    assert kw == {"version": "0.2.0", "collection_name": "meshfleet.mesh"}
 
 
 TEMPLAR_SCRIPT = r"""
@@ -113,8 +146,9 @@ def test_through_templar():
     vector = VECTORS[0]
     template = (
         "{{ priv | meshfleet.mesh.cjdns_public_key | meshfleet.mesh.cjdns_ipv6 }} "
-        "{{ pub is meshfleet.mesh.cjdns_public_key }} "
-        "{{ 'x.k' is meshfleet.mesh.cjdns_public_key }} "
+        "{{ pub is meshfleet.mesh.valid_cjdns_public_key }} "
+        "{{ 'x.k' is meshfleet.mesh.valid_cjdns_public_key }} "
+        "{{ priv is meshfleet.mesh.valid_cjdns_private_key }} "
         "{{ 's' | meshfleet.mesh.cjdns_peer_password('node1', 'node2') | length }}"
     )
     variables = {"priv": vector["private_key"], "pub": vector["public_key"]}
@@ -126,5 +160,5 @@ def test_through_templar():
         timeout=120,
     )
     rendered, error = json.loads(proc.stdout)
-    assert rendered == f"{vector['ipv6']} True False 32"
+    assert rendered == f"{vector['ipv6']} True False True 32"
     assert "public key 'x.k' must be 52 base32 characters followed by '.k', got 1" in error

@@ -29,10 +29,11 @@ from __future__ import annotations
 import re
 
 from ansible_collections.meshfleet.mesh.plugins.module_utils.cjdns_admin import peer_key
+from ansible_collections.meshfleet.mesh.plugins.module_utils.renames import canonical_groups
 
 SCHEMA_VERSION = 1
 # The roles a node can have, in the order that picks its shape and colour on the map.
-ROLES = ("gateways", "bridges", "mesh_point", "clients")
+ROLES = ("gateways", "bridges", "mesh_points", "clients")
 
 
 def status_from_result(result):
@@ -148,6 +149,7 @@ def _human(count):
 
 
 def _roles(groups):
+    groups = canonical_groups(groups)  # a host of the deprecated group mesh_point is a mesh point
     return [role for role in ROLES if role in groups]
 
 
@@ -244,7 +246,7 @@ def build_report(expected, statuses, generated=None):
         kind = declared.get(pair)
         seen = observed.get(pair)
         if kind is None:
-            both_mesh = all("mesh_point" in nodes[h]["roles"] for h in pair)
+            both_mesh = all("mesh_points" in nodes[h]["roles"] for h in pair)
             same_hood = nodes[pair[0]]["hood"] == nodes[pair[1]]["hood"]
             kind = "mesh" if both_mesh and same_hood else "udp"
         # Up: every reachable end lists the other as ESTABLISHED.
@@ -318,7 +320,7 @@ def build_report(expected, statuses, generated=None):
                 problems.append("tunnel %s -> %s is not up (%s)" % (client, gateway, label))
 
     for host, node in nodes.items():
-        if node["reachable"] and "mesh_point" in node["roles"] and not node.get("stations"):
+        if node["reachable"] and "mesh_points" in node["roles"] and not node.get("stations"):
             problems.append("%s: no 802.11s neighbour in its mesh" % host)
 
     unreachable = [p for p in problems if "unreachable" in p]
@@ -387,7 +389,7 @@ def render_markdown(report):
 SHAPES = {
     "gateways": ("doubleoctagon", "#f4b183"),
     "bridges": ("hexagon", "#9dc3e6"),
-    "mesh_point": ("diamond", "#a9d18e"),
+    "mesh_points": ("diamond", "#a9d18e"),
     "clients": ("ellipse", "#ffe699"),
     None: ("box", "#d9d9d9"),
 }

@@ -14,10 +14,11 @@ from __future__ import annotations
 import re
 
 from ansible_collections.meshfleet.mesh.plugins.module_utils.client import gateway_names
+from ansible_collections.meshfleet.mesh.plugins.module_utils.renames import canonical_groups
 
 # A Prometheus duration as the role's options take them: 30s, 1m, 2h, 30d, 1h30m.
 DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
-ROLES = ("gateways", "clients", "bridges", "mesh_point")
+ROLES = ("gateways", "clients", "bridges", "mesh_points")
 
 
 def _hood(groups):
@@ -80,7 +81,7 @@ def scrape_targets(nodes, registry, port):
         entry = registry.get(host) or {}
         if not entry.get("ipv6"):
             continue
-        groups = nodes[host] or []
+        groups = canonical_groups(nodes[host])  # the deprecated group mesh_point is mesh_points
         out.append(
             {
                 "targets": ["[%s]:%d" % (entry["ipv6"], port)],

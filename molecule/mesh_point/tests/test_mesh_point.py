@@ -18,7 +18,7 @@ from meshtest import REAL_REASON, real_daemon, registry
 REAL = pytest.mark.skipif(not real_daemon(), reason=REAL_REASON)
 INVENTORY = yaml.safe_load((Path(__file__).parents[1] / "inventory" / "hosts.yml").read_text())
 GROUPS = INVENTORY["all"]["children"]
-MESH = GROUPS["mesh_nodes"]["children"]["mesh_point"]
+MESH = GROUPS["mesh_nodes"]["children"]["mesh_points"]
 # Issue #9: a no-op rerun of site.yml on a gateway + mesh point + bridge end.
 BUDGET = 25
 SETTINGS = dict(MESH["vars"], **MESH["hosts"]["mp-node1"])

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - older ansible-core
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("files", "units"))
+    _VALID_ARGS = frozenset(("packages", "files", "units"))
 
     def _render(self, spec, task_vars):
         if spec.get("template"):
@@ -73,7 +73,11 @@ class ActionModule(ActionBase):
                 files.append(spec)
         except AnsibleError as exc:
             return dict(result, failed=True, msg=to_text(exc))
-        args = dict(files=files, units=self._task.args.get("units") or [])
+        args = dict(
+            packages=self._task.args.get("packages") or [],
+            files=files,
+            units=self._task.args.get("units") or [],
+        )
         result.update(
             self._execute_module(
                 module_name="meshfleet.mesh.node_files", module_args=args, task_vars=task_vars

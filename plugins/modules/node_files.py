@@ -28,6 +28,16 @@ description:
   - Check mode reports what would change (with C(--diff), the text of each changed file)
     and changes nothing. A unit whose file would be written is not queried in check mode.
 options:
+  packages:
+    description:
+      - Debian packages the files and units need, installed first when one is missing
+        (C(apt-get install --no-install-recommends), after C(apt-get update) only when the
+        install fails without it). A no-op is one C(dpkg-query) in the same execution
+        instead of an C(ansible.builtin.apt) execution; use C(ansible.builtin.apt) for
+        anything more (versions, removal, repositories).
+    type: list
+    elements: str
+    default: []
   files:
     description: The files, in order.
     type: list
@@ -132,6 +142,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+installed_packages:
+  description: The packages installed (or that would be, in check mode).
+  returned: always
+  type: list
+  elements: str
 changed_files:
   description: The paths written or removed (or that would be, in check mode).
   returned: always
@@ -278,9 +293,34 @@ def bring_unit(module, spec, changed_units, new_unit_files):
                     )
 
 
+def missing_packages(module, names):
+    if not names:
+        return []
+    rc, out, err = module.run_command(
+        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\\n"] + list(names))
+    installed = set()
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[1].startswith("ii"):
+            installed.add(fields[0])
+    return [name for name in names if name not in installed]
+
+
+def install_packages(module, names):
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + names
+    rc, out, err = module.run_command(command, environ_update=env)
+    if rc != 0:
+        module.run_command(["apt-get", "update", "-q"], environ_update=env)
+        rc, out, err = module.run_command(command, environ_update=env)
+    if rc != 0:
+        module.fail_json(msg="installing %s failed: %s" % (", ".join(names), (err or out).strip()))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            packages=dict(type="list", elements="str", default=[]),
             files=dict(
                 type="list",
                 elements="dict",
@@ -316,6 +356,10 @@ def main():
     changed_files, changed_units, diffs = [], [], []
     new_unit_files = set()
     unit_files_changed = False
+
+    missing = missing_packages(module, module.params["packages"])
+    if missing and not module.check_mode:
+        install_packages(module, missing)
 
     # Units to stop go first: their files may be removed below.
     for spec in module.params["units"]:
@@ -395,7 +439,8 @@ def main():
             bring_unit(module, spec, changed_units, new_unit_files)
 
     result = dict(
-        changed=bool(changed_files or changed_units),
+        changed=bool(missing or changed_files or changed_units),
+        installed_packages=missing,
         changed_files=changed_files,
         changed_units=changed_units,
         daemon_reload=unit_files_changed,

@@ -168,3 +168,73 @@ def test_daemon_reload_only_when_a_unit_file_changed(tmp_path, capsys, systemd, 
 def test_content_is_required_for_a_present_file(tmp_path, capsys, systemd):
     result = run(capsys, files=[{"dest": str(tmp_path / "a")}])
     assert result["failed"] and "content is required" in result["msg"]
+
+
+class FakeApt:
+    """dpkg-query and apt-get over a set of installed packages."""
+
+    def __init__(self, installed, needs_update=False):
+        self.installed = set(installed)
+        self.needs_update = needs_update
+        self.calls = []
+
+    def __call__(self, argv, environ_update=None, **kwargs):
+        self.calls.append(argv[0] + " " + argv[1])
+        if argv[0] == "dpkg-query":
+            names = argv[3:]
+            out = "".join("%s ii \n" % n for n in names if n in self.installed)
+            return (0 if all(n in self.installed for n in names) else 1), out, ""
+        if argv[:2] == ["apt-get", "update"]:
+            self.needs_update = False
+            return 0, "", ""
+        if argv[:2] == ["apt-get", "install"]:
+            assert environ_update == {"DEBIAN_FRONTEND": "noninteractive"}
+            if self.needs_update:
+                return 100, "", "E: Unable to locate package"
+            self.installed.update(a for a in argv[2:] if not a.startswith("-"))
+            return 0, "", ""
+        raise AssertionError(argv)
+
+
+def run_with_apt(capsys, monkeypatch, apt, **args):
+    monkeypatch.setattr("ansible.module_utils.basic.AnsibleModule.run_command",
+                        lambda self, argv, **kw: apt(argv, **kw))
+    return run(capsys, **args)
+
+
+def test_packages_installed_only_when_missing(capsys, systemd, monkeypatch):
+    apt = FakeApt({"prometheus-node-exporter"})
+    result = run_with_apt(capsys, monkeypatch, apt, packages=["prometheus-node-exporter"])
+    assert not result["changed"] and result["installed_packages"] == []
+    assert apt.calls == ["dpkg-query -W"]
+    result = run_with_apt(capsys, monkeypatch, apt,
+                          packages=["prometheus-node-exporter", "prometheus"])
+    assert result["changed"] and result["installed_packages"] == ["prometheus"]
+    assert "prometheus" in apt.installed
+
+
+def test_packages_update_the_lists_once_when_install_needs_it(capsys, systemd, monkeypatch):
+    apt = FakeApt(set(), needs_update=True)
+    result = run_with_apt(capsys, monkeypatch, apt, packages=["prometheus"])
+    assert result["installed_packages"] == ["prometheus"]
+    assert apt.calls == ["dpkg-query -W", "apt-get install", "apt-get update", "apt-get install"]
+
+
+def test_packages_in_check_mode_are_reported_not_installed(capsys, systemd, monkeypatch):
+    apt = FakeApt(set())
+    result = run_with_apt(capsys, monkeypatch, apt, check_mode=True, packages=["prometheus"])
+    assert result["changed"] and result["installed_packages"] == ["prometheus"]
+    assert apt.calls == ["dpkg-query -W"] and apt.installed == set()
+
+
+def test_a_package_that_cannot_be_installed_fails_with_the_reason(capsys, systemd, monkeypatch):
+    apt = FakeApt(set(), needs_update=True)
+    apt.needs_update = True
+
+    def never(argv, **kw):
+        if argv[:2] == ["apt-get", "update"]:
+            return 0, "", ""
+        return apt(argv, **kw)
+
+    result = run_with_apt(capsys, monkeypatch, never, packages=["nosuchpackage"])
+    assert result["failed"] and "installing nosuchpackage failed" in result["msg"]

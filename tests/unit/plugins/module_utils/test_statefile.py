@@ -181,10 +181,10 @@ def test_the_mapping_under_the_key(tmp_path):
     ("- a\n", "test state {path} must be a mapping with a 'items' mapping"),
     ("items: [a]\n", "test state {path} must be a mapping with a 'items' mapping"),
     (b"items: \xff\xfe\n", "test state {path} cannot be read: "),
-    ("schema_version: x\nitems: {}\n", "test state {path} has schema_version 'x': not a "
-                                        "positive integer"),
-    ("schema_version: 0\nitems: {}\n", "test state {path} has schema_version 0: not a "
-                                        "positive integer"),
+    ("schema_version: x\nitems: {}\n",
+     "test state {path} has schema_version 'x': not a positive integer"),
+    ("schema_version: 0\nitems: {}\n",
+     "test state {path} has schema_version 0: not a positive integer"),
     ("schema_version: true\nitems: {}\n", "test state {path} has schema_version True: "),
 ])
 def test_bad_files_raise_the_callers_error_naming_them(tmp_path, content, message):

@@ -255,6 +255,17 @@ def unit_known(module, name):
     return rc == 0 and out.strip() not in ("", "not-found")
 
 
+def act(module, name, action, changed_units):
+    """systemctl ACTION NAME (not in check mode), recorded in ``changed_units``."""
+    changed_units.append(name + " " + action)
+    if module.check_mode:
+        return
+    rc, dummy, err = systemctl(module, action, name)
+    if rc != 0:
+        module.fail_json(msg="systemctl %s %s failed: %s" % (action, name, err.strip()),
+                         changed_units=changed_units)
+
+
 def bring_unit(module, spec, changed_units, new_unit_files):
     name = spec["name"]
     if module.check_mode and name in new_unit_files:
@@ -269,28 +280,12 @@ def bring_unit(module, spec, changed_units, new_unit_files):
         dummy, out, dummy = systemctl(module, "is-enabled", name)
         enabled = out.strip() in ("enabled", "enabled-runtime", "static", "alias", "indirect")
         if enabled != spec["enabled"]:
-            action = "enable" if spec["enabled"] else "disable"
-            changed_units.append(name + " " + action)
-            if not module.check_mode:
-                rc, out, err = systemctl(module, action, name)
-                if rc != 0:
-                    module.fail_json(
-                        msg="systemctl %s %s failed: %s" % (action, name, err.strip()),
-                        changed_units=changed_units,
-                    )
+            act(module, name, "enable" if spec["enabled"] else "disable", changed_units)
     if spec.get("state") is not None:
         rc, dummy, dummy = systemctl(module, "is-active", "--quiet", name)
         active = rc == 0
         if active != (spec["state"] == "started"):
-            action = "start" if spec["state"] == "started" else "stop"
-            changed_units.append(name + " " + action)
-            if not module.check_mode:
-                rc, out, err = systemctl(module, action, name)
-                if rc != 0:
-                    module.fail_json(
-                        msg="systemctl %s %s failed: %s" % (action, name, err.strip()),
-                        changed_units=changed_units,
-                    )
+            act(module, name, "start" if spec["state"] == "started" else "stop", changed_units)
 
 
 def missing_packages(module, names):

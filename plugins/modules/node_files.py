@@ -110,6 +110,14 @@ options:
         description: Leave the unit alone when systemd does not know it (for a removal).
         type: bool
         default: false
+      stop_before_change:
+        description:
+          - Stop the unit, when it runs, before its unit file is replaced or removed, so that
+            its C(ExecStop) is the one systemd has loaded (it undoes what the old
+            C(ExecStart) did). Starting it again is left to the units' O(units[].state) or
+            the role's handler.
+        type: bool
+        default: false
 author:
   - meshfleet contributors (!UNKNOWN)
 notes:
@@ -172,7 +180,12 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-UNIT_DIRS = ("/etc/systemd/", "/lib/systemd/", "/usr/lib/systemd/", "/run/systemd/")
+UNIT_DIRS = (
+    "/etc/systemd/system/",
+    "/lib/systemd/system/",
+    "/usr/lib/systemd/system/",
+    "/run/systemd/system/",
+)
 DIFF_LIMIT = 64 * 1024
 
 
@@ -201,22 +214,25 @@ def text_for_diff(data):
     return data.decode("utf-8", errors="replace")
 
 
-def validate(module, spec, data, uid, gid):
+def validate(module, spec, data):
+    """None when the validate command accepts ``data``, else the reason."""
     directory = os.path.dirname(spec["dest"])
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(spec["dest"]) + ".")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         if "%s" not in spec["validate"]:
-            module.fail_json(msg="validate of %s must contain %%s" % spec["dest"])
+            return "validate of %s must contain %%s" % spec["dest"]
         rc, out, err = module.run_command(
             [arg.replace("%s", tmp) for arg in shlex.split(spec["validate"])]
         )
         if rc != 0:
-            module.fail_json(
-                msg="%s failed to validate with %s: %s"
-                % (spec["dest"], spec["validate"], (err or out).strip())
+            return "%s failed to validate with %s: %s" % (
+                spec["dest"],
+                spec["validate"],
+                (err or out).strip(),
             )
+        return None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -303,13 +319,29 @@ def missing_packages(module, names):
 
 def install_packages(module, names):
     env = {"DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + names
+    # Wait for the dpkg lock as ansible.builtin.apt does (apt-daily on a fresh boot).
+    wait = ["-o", "DPkg::Lock::Timeout=60"]
+    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + wait + names
     rc, out, err = module.run_command(command, environ_update=env)
     if rc != 0:
-        module.run_command(["apt-get", "update", "-q"], environ_update=env)
+        module.run_command(["apt-get", "update", "-q"] + wait, environ_update=env)
         rc, out, err = module.run_command(command, environ_update=env)
     if rc != 0:
         module.fail_json(msg="installing %s failed: %s" % (", ".join(names), (err or out).strip()))
+
+
+def unit_file_changes(files, name):
+    """Whether ``files`` change an existing file of unit ``name``."""
+    for spec in files:
+        dest = spec["dest"]
+        if os.path.basename(dest) != name or not dest.startswith(UNIT_DIRS):
+            continue
+        current = read_bytes(dest)
+        if current is None:
+            continue
+        if spec["state"] == "absent" or (spec["content"] or "").encode("utf-8") != current:
+            return True
+    return False
 
 
 def main():
@@ -343,6 +375,7 @@ def main():
                     enabled=dict(type="bool"),
                     state=dict(type="str", choices=["started", "stopped"]),
                     if_present=dict(type="bool", default=False),
+                    stop_before_change=dict(type="bool", default=False),
                 ),
             ),
         ),
@@ -360,6 +393,19 @@ def main():
     for spec in module.params["units"]:
         if spec.get("state") == "stopped" or spec.get("enabled") is False:
             bring_unit(module, spec, changed_units, new_unit_files)
+    # A unit whose stop undoes what its start did is stopped with the definition systemd
+    # has loaded, before its file changes.
+    for spec in module.params["units"]:
+        if spec["stop_before_change"] and unit_file_changes(module.params["files"], spec["name"]):
+            rc, dummy, dummy = systemctl(module, "is-active", "--quiet", spec["name"])
+            if rc == 0:
+                act(module, spec["name"], "stop", changed_units)
+
+    def fail(msg):
+        """Fail, after making systemd read the unit files already written."""
+        if unit_files_changed and not module.check_mode:
+            systemctl(module, "daemon-reload")
+        module.fail_json(msg=msg, changed_files=changed_files, changed_units=changed_units)
 
     for spec in module.params["files"]:
         dest = spec["dest"]
@@ -379,9 +425,7 @@ def main():
                     os.unlink(dest)
             continue
         if spec["content"] is None:
-            module.fail_json(
-                msg="%s: content is required (or template/src through the action plugin)" % dest
-            )
+            fail("%s: content is required (or template/src through the action plugin)" % dest)
         data = spec["content"].encode("utf-8")
         mode = int(spec["mode"], 8)
         uid, gid = ids(spec["owner"], spec["group"])
@@ -407,8 +451,10 @@ def main():
         directory = os.path.dirname(dest)
         if not os.path.isdir(directory):
             os.makedirs(directory, 0o755)
-        if content_differs and spec["validate"]:
-            validate(module, spec, data, uid, gid)
+        problem = validate(module, spec, data) if content_differs and spec["validate"] else None
+        if problem:
+            changed_files.remove(dest)
+            fail(problem)
         if content_differs:
             write(module, spec, data, mode, uid, gid)
         else:

@@ -191,7 +191,8 @@ class FakeApt:
             assert environ_update == {"DEBIAN_FRONTEND": "noninteractive"}
             if self.needs_update:
                 return 100, "", "E: Unable to locate package"
-            self.installed.update(a for a in argv[2:] if not a.startswith("-"))
+            assert argv[argv.index("-o") + 1] == "DPkg::Lock::Timeout=60"
+            self.installed.update(a for a in argv[2:] if not a.startswith("-") and "::" not in a)
             return 0, "", ""
         raise AssertionError(argv)
 
@@ -238,3 +239,40 @@ def test_a_package_that_cannot_be_installed_fails_with_the_reason(capsys, system
 
     result = run_with_apt(capsys, monkeypatch, never, packages=["nosuchpackage"])
     assert result["failed"] and "installing nosuchpackage failed" in result["msg"]
+
+
+def test_a_refused_file_still_reloads_the_unit_files_written_before(tmp_path, capsys, systemd,
+                                                                      monkeypatch):
+    monkeypatch.setattr(node_files, "UNIT_DIRS", (str(tmp_path),))
+    unit = tmp_path / "z.service"
+    conf = tmp_path / "z.conf.yml"
+    result = run(capsys, files=[spec(unit, "[Unit]\n"),
+                                spec(conf, "bad\n", validate="grep -q ^good %s")])
+    assert result["failed"] and "failed to validate" in result["msg"]
+    assert unit.read_text() == "[Unit]\n" and not conf.exists()
+    assert result["changed_files"] == [str(unit)]
+    assert ("daemon-reload",) in systemd.calls
+
+
+def test_stop_before_change_stops_with_the_old_definition(tmp_path, capsys, systemd, monkeypatch):
+    monkeypatch.setattr(node_files, "UNIT_DIRS", (str(tmp_path),))
+    unit = tmp_path / "gw.service"
+    unit.write_text("[Service]\nExecStop=old\n")
+    systemd.units["gw.service"] = {"enabled": True, "active": True}
+    order = []
+    monkeypatch.setattr(node_files, "write",
+                        lambda *a: (order.append("write"), unit.write_text(a[2].decode())))
+    real = systemd.__call__
+
+    def recording(module, *args):
+        if args[0] == "stop":
+            order.append("stop")
+        return real(module, *args)
+
+    monkeypatch.setattr(node_files, "systemctl", recording)
+    units = [{"name": "gw.service", "enabled": True, "stop_before_change": True}]
+    result = run(capsys, files=[spec(unit, "[Service]\nExecStop=new\n")], units=units)
+    assert order == ["stop", "write"] and result["changed_units"] == ["gw.service stop"]
+    order.clear()
+    assert not run(capsys, files=[spec(unit, "[Service]\nExecStop=new\n")], units=units)["changed"]
+    assert order == []

@@ -241,8 +241,8 @@ def test_a_package_that_cannot_be_installed_fails_with_the_reason(capsys, system
     assert result["failed"] and "installing nosuchpackage failed" in result["msg"]
 
 
-def test_a_refused_file_still_reloads_the_unit_files_written_before(tmp_path, capsys, systemd,
-                                                                      monkeypatch):
+def test_a_refused_file_still_reloads_the_unit_files_before_it(
+        tmp_path, capsys, systemd, monkeypatch):
     monkeypatch.setattr(node_files, "UNIT_DIRS", (str(tmp_path),))
     unit = tmp_path / "z.service"
     conf = tmp_path / "z.conf.yml"

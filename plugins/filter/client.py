@@ -8,17 +8,17 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.meshfleet.mesh.plugins.module_utils.client import ClientError, plan
 
 
-def client_plan(host, settings, groups, pools, registry, allocations, node, files,
+def client_plan(host, settings, groups, pools, registry, allocations, node,
                 check_mode=False):
-    if not all(isinstance(v, dict) for v in (settings, groups, node, files)) or not all(
+    if not all(isinstance(v, dict) for v in (settings, groups, node)) or not all(
             isinstance(v, dict) or v is None for v in (pools, registry, allocations)):
         raise AnsibleFilterError(
             "client_plan takes the host name, the client_* settings, the inventory's groups, "
             "the gateways' pools, the key registry, the gateways' allocations, the node's "
-            "settings and the failover files (mappings)")
+            "settings (mappings)")
     try:
         return plan(host, settings, groups, pools or {}, registry or {}, allocations or {},
-                    node, files, check_mode=bool(check_mode))
+                    node, check_mode=bool(check_mode))
     except (ClientError, KeyError) as exc:
         raise AnsibleFilterError("client_plan: %s" % exc) from None
 

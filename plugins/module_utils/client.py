@@ -7,17 +7,14 @@ the gateways' pools, the key registry and the gateways' allocations, and returns
 ``problems`` (sentences naming the variable, the host and the fix) or everything the
 role's tasks use: the gateways in priority order with their keys and the addresses they
 issued this client, the cjdns part (``router.ipTunnel.outgoingConnections``), the
-failover service's config, LAN sharing's firewall part, the DNS settings, and the
-fingerprint of the inputs by which the role skips rewriting its files.
+failover service's config, LAN sharing's firewall part and the DNS settings.
 
 Standard library only; the controller runs it (filter ``meshfleet.mesh.client_plan``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import json
 import numbers
 import re
 
@@ -169,12 +166,7 @@ def _issued(allocations, gateway, host):
     return entry
 
 
-def fingerprint(values):
-    """sha256 of ``values`` as JSON, exactly as ``values | to_json | hash('sha256')``."""
-    return hashlib.sha256(json.dumps(values).encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def plan(host, settings, groups, pools, registry, allocations, node, files, check_mode=False):
+def plan(host, settings, groups, pools, registry, allocations, node, check_mode=False):
     """The client role's plan for ``host``, or its problems.
 
     :param settings: the role's ``client_*`` variables without the prefix (see
@@ -187,21 +179,19 @@ def plan(host, settings, groups, pools, registry, allocations, node, files, chec
     :param node: ``tun_device``, ``cjdns_config`` (path of cjdroute.conf), ``nameservers``
         (the host's, from its facts), ``program`` and ``failover_config`` (the paths of the
         failover program and of its config).
-    :param files: ``program`` and ``unit``, the failover program and its rendered unit, as
-        they are installed (part of the fingerprint).
     :param check_mode: a gateway not registered yet is no problem then, and is left out.
     :returns: ``{"problems": [...]}`` when there are problems; otherwise ``problems``
         (empty), ``gateways`` ([{name, address, public_key}] in priority order),
         ``cjdns_part``, ``failover_config``, ``lan`` ({prefix, shared}), ``nft_part``,
-        ``dns`` ({servers, resolved, dropin, resolv_conf}) and ``inputs``.
+        and ``dns`` ({servers, resolved, dropin, resolv_conf}).
     """
     registry = registry or {}
     problems = check(host, settings, groups, pools, registry, check_mode)
     if problems:
         return {"problems": problems}
     settings = _settings(settings)
-    if not isinstance(node, dict) or not isinstance(files, dict):
-        raise ClientError("node and files must be mappings")
+    if not isinstance(node, dict):
+        raise ClientError("node must be a mapping")
     tun = node["tun_device"]
     gateways = [
         {"name": gw,
@@ -238,10 +228,6 @@ def plan(host, settings, groups, pools, registry, allocations, node, files, chec
         ],
         "postrouting": ['ip saddr %s oifname "%s" masquerade' % (prefix, tun)],
     } if prefix else {}
-    # Everything the files depend on: when it equals the recorded fact, nothing is
-    # rewritten (the same list, in the same order, as the role has always hashed).
-    inputs = fingerprint([failover_config, files["program"], files["unit"], prefix, servers,
-                          resolved, node["program"], node["failover_config"]])
     return {
         "problems": [],
         "gateways": gateways,
@@ -256,5 +242,4 @@ def plan(host, settings, groups, pools, registry, allocations, node, files, chec
         "dns": {"servers": servers, "resolved": resolved,
                 "dropin": bool(servers) and resolved,
                 "resolv_conf": bool(servers) and not resolved},
-        "inputs": inputs,
     }

@@ -1,6 +1,5 @@
 """The client role's planner: every problem the role refuses, and the plan it applies."""
 
-import json
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -8,7 +7,6 @@ from ansible_collections.meshfleet.mesh.plugins.filter.client import client_plan
 from ansible_collections.meshfleet.mesh.plugins.module_utils.client import (
     ClientError,
     check,
-    fingerprint,
     gateway_names,
     plan,
 )
@@ -44,7 +42,6 @@ NODE = {
     "program": "/usr/local/sbin/meshfleet-gw-failover",
     "failover_config": "/etc/meshfleet/gw-failover.json",
 }
-FILES = {"program": "#!/usr/bin/python3\nprint('failover')", "unit": "[Unit]\nDescription=x\n"}
 
 
 def settings(**overrides):
@@ -66,7 +63,7 @@ def planned(host=HOST, registry=None, allocations=None, node=None, check_mode=Fa
     return plan(host, settings(**overrides), GROUPS, POOLS,
                 REGISTRY if registry is None else registry,
                 ALLOCATIONS if allocations is None else allocations,
-                NODE if node is None else node, FILES, check_mode=check_mode)
+                NODE if node is None else node, check_mode=check_mode)
 
 
 def problems(**kwargs):
@@ -180,36 +177,6 @@ def test_dns_through_resolved_or_resolv_conf(servers, nameservers, dns):
     assert got["dns"] == dns
 
 
-def test_fingerprint_is_what_to_json_and_hash_sha256_give():
-    # The role used to compute it in Jinja: [config, program, unit, lan prefix, dns servers,
-    # resolved, program path, config path] | to_json | hash('sha256'). Same value, so an
-    # upgraded role does not rewrite the files of nodes it already converged.
-    got = planned(lan_prefix="10.77.0.0/24", dns_servers=["9.9.9.9"])
-    values = [got["failover_config"], FILES["program"], FILES["unit"], "10.77.0.0/24",
-              ["9.9.9.9"], False, NODE["program"], NODE["failover_config"]]
-    from ansible.plugins.filter.core import get_hash, to_json
-    assert got["inputs"] == get_hash(to_json(values), "sha256")
-    assert got["inputs"] == fingerprint(values)
-
-
-@pytest.mark.parametrize("change", [
-    {"gateways": ["gw-hill", "gw-river"]},
-    {"failover_interval": 2},
-    {"failover_probe_targets": ["9.9.9.9"]},
-    {"lan_prefix": "10.77.0.0/24"},
-    {"dns_servers": ["9.9.9.9"]},
-    {"allocations": {}},
-    {"node": dict(NODE, nameservers=["127.0.0.53"])},
-])
-def test_every_input_of_the_files_changes_the_fingerprint(change):
-    assert planned(**change)["inputs"] != planned()["inputs"]
-
-
-def test_the_fingerprint_is_stable():
-    assert planned()["inputs"] == planned()["inputs"]
-    assert json.loads(json.dumps(planned())) == planned()
-
-
 # ------------------------------------------------------------ problems: client_gateways
 
 
@@ -321,21 +288,21 @@ def test_all_problems_at_once_gateways_first():
 
 
 def test_filter_returns_the_plan():
-    got = client_plan(HOST, settings(), GROUPS, POOLS, REGISTRY, ALLOCATIONS, NODE, FILES)
+    got = client_plan(HOST, settings(), GROUPS, POOLS, REGISTRY, ALLOCATIONS, NODE)
     assert got == planned()
 
 
 def test_filter_accepts_no_registry_nor_allocations_yet():
-    got = client_plan(HOST, settings(), GROUPS, POOLS, None, None, NODE, FILES, check_mode=True)
+    got = client_plan(HOST, settings(), GROUPS, POOLS, None, None, NODE, check_mode=True)
     assert got["problems"] == []
     assert got["cjdns_part"]["config"]["router"]["ipTunnel"]["outgoingConnections"] == []
 
 
 @pytest.mark.parametrize("args", [
-    ("not a mapping", GROUPS, POOLS, REGISTRY, ALLOCATIONS, NODE, FILES),
-    (settings(), GROUPS, ["10.99.0.0/24"], REGISTRY, ALLOCATIONS, NODE, FILES),
-    ({"gateways": []}, GROUPS, POOLS, REGISTRY, ALLOCATIONS, NODE, FILES),
-    (settings(), GROUPS, POOLS, REGISTRY, ALLOCATIONS, {"tun_device": "cjdns0"}, FILES),
+    ("not a mapping", GROUPS, POOLS, REGISTRY, ALLOCATIONS, NODE),
+    (settings(), GROUPS, ["10.99.0.0/24"], REGISTRY, ALLOCATIONS, NODE),
+    ({"gateways": []}, GROUPS, POOLS, REGISTRY, ALLOCATIONS, NODE),
+    (settings(), GROUPS, POOLS, REGISTRY, ALLOCATIONS, {"tun_device": "cjdns0"}),
 ])
 def test_filter_refuses_input_of_the_wrong_shape(args):
     with pytest.raises(AnsibleFilterError, match="client_plan"):
@@ -344,4 +311,4 @@ def test_filter_refuses_input_of_the_wrong_shape(args):
 
 def test_planner_refuses_settings_of_the_wrong_shape():
     with pytest.raises(ClientError, match="settings lack"):
-        plan(HOST, {"gateways": []}, GROUPS, POOLS, REGISTRY, ALLOCATIONS, NODE, FILES)
+        plan(HOST, {"gateways": []}, GROUPS, POOLS, REGISTRY, ALLOCATIONS, NODE)
